@@ -1,0 +1,15 @@
+# mmdet's RetinaNet R50-FPN 1x with the ResNet-50 swapped for ShuffleNet V2 1.0x.
+# mmdet's RetinaNet already starts its FPN at stride 8: stages 2-4 replace C3-C5.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='ShuffleNetV2',
+        widen_factor=1.0,
+        out_indices=(0, 1, 2),
+        frozen_stages=1,
+        norm_eval=True,
+        init_cfg=None),
+    neck=dict(in_channels=[116, 232, 464], start_level=0))

@@ -1,0 +1,13 @@
+"""sn2_det: the ShuffleNet V2 detection experiment as an mmdet plugin.
+
+Importing the package registers every module in mmdet's registries (a config needs
+only ``custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)``) and
+makes mmengine load local checkpoints under ``weights_only=True``
+(:mod:`sn2_det.utils.checkpoint`).
+"""
+from . import models  # noqa: F401  (registers the modules)
+from .utils.checkpoint import register_safe_local_loader
+
+register_safe_local_loader()
+
+__version__ = '0.1.0'
