@@ -1,0 +1,188 @@
+"""PS-RoI Align / pooling against plain-loop references written from the definition."""
+import math
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from sn2_det.ops import ps_roi_align, ps_roi_pool
+
+
+def bilinear(plane, y, x):
+    h, w = plane.shape
+    if not (-1.0 <= y <= h and -1.0 <= x <= w):
+        return 0.0
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = int(y), int(x)
+    if y0 >= h - 1:
+        y0 = y1 = h - 1
+        y = float(y0)
+    else:
+        y1 = y0 + 1
+    if x0 >= w - 1:
+        x0 = x1 = w - 1
+        x = float(x0)
+    else:
+        x1 = x0 + 1
+    ly, lx = y - y0, x - x0
+    return ((1 - ly) * (1 - lx) * plane[y0, x0] + (1 - ly) * lx * plane[y0, x1]
+            + ly * (1 - lx) * plane[y1, x0] + ly * lx * plane[y1, x1])
+
+
+def ps_roi_align_loop(inp, rois, k, scale, ratio):
+    inp, rois = inp.double(), rois.double()
+    c_out = inp.shape[1] // (k * k)
+    out = torch.zeros(len(rois), c_out, k, k, dtype=torch.float64)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
+        x1, y1, x2, y2 = (v * scale - 0.5 for v in (x1, y1, x2, y2))
+        bh, bw = (y2 - y1) / k, (x2 - x1) / k
+        gh = ratio if ratio > 0 else max(math.ceil((y2 - y1) / k), 1)
+        gw = ratio if ratio > 0 else max(math.ceil((x2 - x1) / k), 1)
+        for c in range(c_out):
+            for i in range(k):
+                for j in range(k):
+                    plane = inp[int(b), (c * k + i) * k + j]
+                    acc = 0.0
+                    for iy in range(gh):
+                        for ix in range(gw):
+                            acc += bilinear(plane, y1 + i * bh + (iy + 0.5) * bh / gh,
+                                            x1 + j * bw + (ix + 0.5) * bw / gw)
+                    out[r, c, i, j] = acc / (gh * gw)
+    return out
+
+
+def ps_roi_pool_loop(inp, rois, k, scale):
+    inp = inp.double()
+    c_out = inp.shape[1] // (k * k)
+    h, w = inp.shape[2:]
+    out = torch.zeros(len(rois), c_out, k, k, dtype=torch.float64)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois.double().tolist()):
+        x1, y1, x2, y2 = (round(v * scale) for v in (x1, y1, x2, y2))
+        rh, rw = max(y2 - y1, 1), max(x2 - x1, 1)
+        for c in range(c_out):
+            for i in range(k):
+                for j in range(k):
+                    hs = min(max(math.floor(i * rh / k) + y1, 0), h)
+                    he = min(max(math.ceil((i + 1) * rh / k) + y1, 0), h)
+                    ws = min(max(math.floor(j * rw / k) + x1, 0), w)
+                    we = min(max(math.ceil((j + 1) * rw / k) + x1, 0), w)
+                    if he <= hs or we <= ws:
+                        continue
+                    region = inp[int(b), (c * k + i) * k + j, hs:he, ws:we]
+                    out[r, c, i, j] = region.mean()
+    return out
+
+
+def make_rois():
+    return torch.tensor([
+        [0, 4.0, 6.0, 40.0, 30.0],      # ordinary
+        [1, 10.3, 2.7, 19.9, 60.1],     # tall, in the second image
+        [0, -20.0, -8.0, 12.0, 9.0],    # partly outside (top left)
+        [1, 50.0, 40.0, 90.0, 80.0],    # partly outside (bottom right)
+        [0, 100.0, 100.0, 140.0, 130.0],  # wholly outside
+        [1, 30.0, 20.0, 31.0, 21.5],    # smaller than a bin
+        [0, 0.0, 0.0, 63.0, 47.0],      # the whole image
+    ])
+
+
+@pytest.mark.parametrize('ratio', [2, 0, 1])
+def test_ps_roi_align_matches_loop(ratio):
+    torch.manual_seed(0)
+    k, scale = 3, 0.25
+    inp = torch.rand(2, 4 * k * k, 12, 16)
+    rois = make_rois()
+    got = ps_roi_align(inp, rois, k, scale, ratio, impl='torch')
+    ref = ps_roi_align_loop(inp, rois, k, scale, ratio)
+    assert got.shape == (7, 4, k, k) and got.dtype == torch.float32
+    assert torch.allclose(got.double(), ref, atol=1e-5)
+    assert got[4].abs().max() == 0  # wholly outside
+
+
+def test_ps_roi_align_rectangular_bins():
+    torch.manual_seed(1)
+    inp = torch.rand(2, 2 * 2 * 3, 10, 10)
+    got = ps_roi_align(inp, make_rois()[:2], (2, 3), 0.125, 2, impl='torch')
+    assert got.shape == (2, 2, 2, 3)
+
+
+def test_ps_roi_pool_matches_loop():
+    torch.manual_seed(0)
+    k, scale = 3, 0.25
+    inp = torch.rand(2, 4 * k * k, 12, 16)
+    got = ps_roi_pool(inp, make_rois(), k, scale)
+    ref = ps_roi_pool_loop(inp, make_rois(), k, scale)
+    assert torch.allclose(got.double(), ref, atol=1e-5)
+
+
+def test_gradcheck_align():
+    torch.manual_seed(0)
+    inp = torch.rand(2, 2 * 4, 6, 7, dtype=torch.float64, requires_grad=True)
+    rois = torch.tensor([[0, 1.3, 2.2, 20.1, 15.7], [1, -3.0, 4.0, 9.5, 30.0],
+                         [0, 5.0, 5.0, 5.5, 6.0]], dtype=torch.float64)
+    for ratio in (2, 0):
+        assert gradcheck(lambda x: ps_roi_align(x, rois, 2, 0.25, ratio, impl='torch'),
+                         (inp,), eps=1e-6, atol=1e-6)
+
+
+def test_gradcheck_pool():
+    torch.manual_seed(0)
+    inp = torch.rand(2, 2 * 4, 6, 7, dtype=torch.float64, requires_grad=True)
+    rois = torch.tensor([[0, 1.3, 2.2, 20.1, 15.7], [1, -3.0, 4.0, 9.5, 30.0]],
+                        dtype=torch.float64)
+    assert gradcheck(lambda x: ps_roi_pool(x, rois, 2, 0.25), (inp,), eps=1e-6, atol=1e-6)
+
+
+def test_zero_rois_and_gradient_flow():
+    inp = torch.rand(1, 10 * 49, 8, 8, requires_grad=True)
+    for op in (lambda r: ps_roi_align(inp, r, 7, 0.5, 2, impl='torch'),
+               lambda r: ps_roi_align(inp, r, 7, 0.5, 0, impl='torch'),
+               lambda r: ps_roi_pool(inp, r, 7, 0.5)):
+        out = op(torch.zeros(0, 5))
+        assert out.shape == (0, 10, 7, 7)
+        out.sum().backward()
+
+
+def test_non_contiguous_input():
+    torch.manual_seed(0)
+    base = torch.rand(2, 16, 18, 4 * 9).transpose(1, 3)  # (2, 36, 18, 16), strided
+    assert not base.is_contiguous()
+    rois = make_rois()
+    a = ps_roi_align(base, rois, 3, 0.25, 2, impl='torch')
+    b = ps_roi_align(base.contiguous(), rois, 3, 0.25, 2, impl='torch')
+    assert torch.equal(a, b)
+    assert torch.allclose(ps_roi_pool(base, rois, 3, 0.25),
+                          ps_roi_pool(base.contiguous(), rois, 3, 0.25))
+
+
+@pytest.mark.parametrize('shape,rois,message', [
+    ((1, 10, 8, 8), torch.zeros(1, 5), 'divisible'),
+    ((1, 9, 8, 8), torch.zeros(1, 4), r'\(K, 5\)'),
+    ((9, 8, 8), torch.zeros(1, 5), r'\(N, C\*kh\*kw, H, W\)'),
+])
+def test_bad_shapes(shape, rois, message):
+    with pytest.raises(ValueError, match=message):
+        ps_roi_align(torch.rand(shape), rois, 3)
+    with pytest.raises(ValueError, match=message):
+        ps_roi_pool(torch.rand(shape), rois, 3)
+
+
+def test_bad_output_size_and_impl():
+    with pytest.raises(ValueError, match='output_size'):
+        ps_roi_align(torch.rand(1, 9, 4, 4), torch.zeros(1, 5), 0)
+    with pytest.raises(ValueError, match="'auto', 'torch', 'torchvision'"):
+        ps_roi_align(torch.rand(1, 9, 4, 4), torch.zeros(1, 5), 3, impl='cuda')
+
+
+def test_torchvision_agrees_where_it_imports():
+    from sn2_det.ops.ps_roi_align import _torchvision
+    if _torchvision() is None:
+        pytest.skip('torchvision does not import with this torch (CPU build)')
+    torch.manual_seed(0)
+    devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+    for device in devices:
+        inp = torch.rand(2, 4 * 9, 12, 16, device=device)
+        rois = make_rois().to(device)
+        for ratio in (2, 0):
+            ours = ps_roi_align(inp, rois, 3, 0.25, ratio, impl='torch')
+            theirs = ps_roi_align(inp, rois, 3, 0.25, ratio, impl='torchvision')
+            assert torch.allclose(ours, theirs, atol=1e-5)
