@@ -1,10 +1,10 @@
 # Each target installs what is missing first (scripts/install.sh is a no-op when the
-# environment is up to date), so a fresh machine needs only `make test`.
+# environment is up to date), so a fresh machine needs only `make demo` or `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow clean
+.PHONY: install test test-slow demo clean
 
 install:
 	bash scripts/install.sh
@@ -14,6 +14,9 @@ test: install
 
 test-slow: install
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+demo: install
+	$(PY) tools/demo.py
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache

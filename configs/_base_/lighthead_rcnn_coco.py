@@ -1,0 +1,102 @@
+# Light-Head R-CNN, small setting "S" (Li et al. 2017), on COCO 2017 at 800x1200,
+# as the ShuffleNet V2 paper's detection experiment uses it (paper-facts.md Sec. 2, 4).
+# Backbone-agnostic: a config that inherits this sets model.backbone, the neck's
+# in_channels (last stage) and the RPN's in_channels (stride-16 stage).
+_base_ = [
+    'mmdet::_base_/datasets/coco_detection.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)
+
+model = dict(
+    type='LightHeadRCNN',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32),
+    # Thin feature map: k=15, Cmid=64 (setting S), Cout = 10 x 7 x 7.
+    neck=dict(type='LargeSeparableConv', mid_channels=64, out_channels=490,
+              kernel_size=15),
+    rpn_head=dict(
+        type='RPNHead',
+        feat_channels=256,  # one 3x3 conv of 256 channels
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            scales=[2, 4, 8, 16, 32],  # x stride 16: 32..512 pixels
+            ratios=[0.5, 1.0, 2.0],
+            strides=[16]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
+                        target_stds=[1.0] * 4),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    roi_head=dict(
+        type='StandardRoIHead',
+        bbox_roi_extractor=dict(type='PSRoIExtractor', mode='align', output_size=7,
+                                out_channels=10, featmap_strides=[32],
+                                sampling_ratio=2),
+        bbox_head=dict(
+            type='ConvFCBBoxHead',  # one FC of 2048 + ReLU, then cls and reg
+            num_shared_convs=0,
+            num_shared_fcs=1,
+            in_channels=10,
+            roi_feat_size=7,
+            fc_out_channels=2048,
+            num_classes=80,
+            # The paper says class-agnostic regression, the reference code is
+            # class-specific; we follow the paper. Set False for the code's choice.
+            reg_class_agnostic=True,
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
+                            target_stds=[0.1, 0.1, 0.2, 0.2]),
+            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+            loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=2.0))),
+    train_cfg=dict(
+        rpn=dict(
+            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
+                          min_pos_iou=0.3, match_low_quality=True, ignore_iof_thr=-1),
+            sampler=dict(type='RandomSampler', num=256, pos_fraction=0.5,
+                         neg_pos_ub=-1, add_gt_as_proposals=False),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        rpn_proposal=dict(nms_pre=12000, max_per_img=2000,
+                          nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+        rcnn=dict(
+            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
+                          min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1),
+            # OHEM: the 256 hardest RoIs of each image, positive or negative.
+            sampler=dict(type='HardestRoISampler', num=256, add_gt_as_proposals=True),
+            pos_weight=-1,
+            debug=False)),
+    test_cfg=dict(
+        rpn=dict(nms_pre=6000, max_per_img=1000,
+                 nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+        rcnn=dict(score_thr=0.001, nms=dict(type='nms', iou_threshold=0.5),
+                  max_per_img=100)))
+
+# Short side 800, long side at most 1200; horizontal flip in training.
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(1200, 800), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(1200, 800), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# SGD, lr 0.01 for 16 images a step (8 GPUs x 2), momentum 0.9, weight decay 1e-4,
+# linear warm-up; mmdet's 1x schedule (12 epochs, steps at 8 and 11), which the
+# papers do not fix. auto_scale_lr rescales lr for other total batch sizes.
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
+auto_scale_lr = dict(enable=True, base_batch_size=16)

@@ -1,0 +1,20 @@
+# Light-Head R-CNN with ShuffleNet V2 1.0x (the paper's 140M level) on COCO 2017.
+# The RPN reads stage3 (stride 16), the thin feature map is made from stage4, the
+# last stage (stride 32); conv5, a classification layer, is not used (the papers do
+# not say which feature feeds the head: out_indices=(1, 3) would use conv5).
+# Stem and stage2 frozen, BN frozen (statistics and affine parameters).
+_base_ = './_base_/lighthead_rcnn_coco.py'
+
+model = dict(
+    backbone=dict(
+        type='ShuffleNetV2',
+        widen_factor=1.0,
+        out_indices=(1, 2),
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=False),
+        norm_eval=True,
+        # ImageNet weights: tools/convert_weights.py, then
+        # init_cfg=dict(type='Pretrained', checkpoint='PATH')
+        init_cfg=None),
+    neck=dict(in_channels=464),
+    rpn_head=dict(in_channels=232))

@@ -1,0 +1,36 @@
+"""Distributed data-parallel training on CPU processes (gloo).
+
+mmengine 0.10.7 assumes one GPU a process: its PyTorch launcher calls
+``torch.cuda.set_device`` and its runner passes ``device_ids`` to DDP. Without CUDA,
+:func:`init_cpu_process_group` starts the gloo process group before the runner (which
+then skips its own start), and :class:`CPUDistributedDataParallel` drops the device ids.
+"""
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    def __init__(self, module, device_ids=None, **kwargs):
+        super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def init_cpu_process_group(cfg) -> bool:
+    """For a distributed launch without CUDA: gloo group and CPU DDP wrapper."""
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return False
+    if not dist.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+        kwargs = {'timeout': datetime.timedelta(seconds=timeout)} if timeout else {}
+        dist.init_process_group('gloo', rank=int(os.environ['RANK']),
+                                world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+    cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel',
+                                 broadcast_buffers=False,
+                                 find_unused_parameters=cfg.get('find_unused_parameters',
+                                                                False))
+    return True

@@ -1,0 +1,55 @@
+"""Light-Head R-CNN (Li et al. 2017), the detector of ShuffleNet V2's Table 7.
+
+The neck (:class:`LargeSeparableConv`) keeps the stride-16 feature for the RPN and
+turns the last stage into the thin feature map; this detector routes them: the RPN
+sees every feature but the last, the R-CNN subnet (PS-RoI extractor and one FC of
+2048) only the thin map.
+"""
+import copy
+
+import torch
+
+from mmdet.models.detectors import TwoStageDetector
+from mmdet.registry import MODELS
+
+
+@MODELS.register_module()
+class LightHeadRCNN(TwoStageDetector):
+
+    def _split(self, batch_inputs):
+        x = self.extract_feat(batch_inputs)
+        if len(x) < 2:
+            raise ValueError('LightHeadRCNN needs at least two features (RPN input, '
+                             'thin map); set backbone.out_indices to two stages, e.g. '
+                             '(1, 2) for ShuffleNetV2')
+        return x[:-1], x[-1:]
+
+    def _proposals(self, rpn_x, batch_data_samples):
+        if batch_data_samples[0].get('proposals', None) is not None:
+            return [sample.proposals for sample in batch_data_samples]
+        return self.rpn_head.predict(rpn_x, batch_data_samples, rescale=False)
+
+    def loss(self, batch_inputs, batch_data_samples) -> dict:
+        rpn_x, rcnn_x = self._split(batch_inputs)
+        proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg.rpn)
+        rpn_samples = copy.deepcopy(batch_data_samples)
+        for sample in rpn_samples:
+            sample.gt_instances.labels = torch.zeros_like(sample.gt_instances.labels)
+        rpn_losses, proposals = self.rpn_head.loss_and_predict(
+            rpn_x, rpn_samples, proposal_cfg=proposal_cfg)
+        losses = {(k if 'rpn' in k or 'loss' not in k else f'rpn_{k}'): v
+                  for k, v in rpn_losses.items()}
+        losses.update(self.roi_head.loss(rcnn_x, proposals, batch_data_samples))
+        return losses
+
+    def predict(self, batch_inputs, batch_data_samples, rescale: bool = True):
+        rpn_x, rcnn_x = self._split(batch_inputs)
+        proposals = self._proposals(rpn_x, batch_data_samples)
+        results = self.roi_head.predict(rcnn_x, proposals, batch_data_samples,
+                                        rescale=rescale)
+        return self.add_pred_to_datasample(batch_data_samples, results)
+
+    def _forward(self, batch_inputs, batch_data_samples=None):
+        rpn_x, rcnn_x = self._split(batch_inputs)
+        proposals = self._proposals(rpn_x, batch_data_samples)
+        return (self.roi_head.forward(rcnn_x, proposals, batch_data_samples),)

@@ -1,0 +1,3 @@
+from .large_separable_conv import LargeSeparableConv
+
+__all__ = ['LargeSeparableConv']

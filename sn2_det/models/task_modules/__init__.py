@@ -1,0 +1,3 @@
+from .hardest_roi_sampler import HardestRoISampler
+
+__all__ = ['HardestRoISampler']

@@ -1,0 +1,22 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out preds.pkl]``.
+
+Prints COCO bbox metrics (mmAP = bbox_mAP, AP over IoU 0.50:0.95).
+"""
+import argparse
+
+from sn2_det.apis.runner import add_common_args, load_config, test
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='dump raw predictions to this .pkl file')
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.work_dir, args.data_root, args.cfg_options,
+                      args.launcher)
+    test(cfg, args.checkpoint, args.out)
+
+
+if __name__ == '__main__':
+    main()
