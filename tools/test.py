@@ -3,6 +3,7 @@
 Prints COCO bbox metrics (mmAP = bbox_mAP, AP over IoU 0.50:0.95).
 """
 import argparse
+import json
 
 from sn2_det.apis.runner import add_common_args, load_config, test
 
@@ -12,10 +13,15 @@ def main(argv=None):
     add_common_args(parser)
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump raw predictions to this .pkl file')
+    parser.add_argument('--metrics-json', help='write the metrics (and the config) here')
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.work_dir, args.data_root, args.cfg_options,
                       args.launcher)
-    test(cfg, args.checkpoint, args.out)
+    metrics = test(cfg, args.checkpoint, args.out)
+    if args.metrics_json:
+        with open(args.metrics_json, 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+                           metrics=metrics), f, indent=1)
 
 
 if __name__ == '__main__':

@@ -13,3 +13,16 @@ def check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f'{name} must be True or False, got {value!r} '
                          f'({type(value).__name__})')
+
+
+def check_out_indices(out_indices: Any, choices: Sequence[int]) -> tuple:
+    """A backbone's ``out_indices``: an int or a non-empty sequence of distinct choices."""
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+        out_indices = (out_indices,)
+    if (not isinstance(out_indices, (tuple, list)) or not out_indices
+            or len(set(out_indices)) != len(out_indices)):
+        raise ValueError(f'out_indices must be a non-empty sequence of distinct indices '
+                         f'from {tuple(choices)}, got {out_indices!r}')
+    for index in out_indices:
+        check_choice('out_indices entry', index, choices)
+    return tuple(out_indices)

@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
-from ...utils.validation import check_bool, check_choice
+from ...utils.validation import check_bool, check_choice, check_out_indices
 
 # Output channels of stage2, stage3, stage4 and conv5 (paper Table 5).
 ARCH_CHANNELS: Dict[float, Sequence[int]] = {
@@ -147,14 +147,7 @@ class ShuffleNetV2(BaseModule):
         for name, value in dict(star=star, star_act=star_act, star_proj=star_proj,
                                 norm_eval=norm_eval, with_cp=with_cp).items():
             check_bool(name, value)
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        if (not isinstance(out_indices, (tuple, list)) or not out_indices
-                or len(set(out_indices)) != len(out_indices)):
-            raise ValueError(f'out_indices must be a non-empty sequence of distinct '
-                             f'indices from (0, 1, 2, 3), got {out_indices!r}')
-        for index in out_indices:
-            check_choice('out_indices entry', index, (0, 1, 2, 3))
+        out_indices = check_out_indices(out_indices, (0, 1, 2, 3))
         check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d'),

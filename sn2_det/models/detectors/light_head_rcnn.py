@@ -15,6 +15,17 @@ from mmdet.registry import MODELS
 
 @MODELS.register_module()
 class LightHeadRCNN(TwoStageDetector):
+    """``neck.in_channels`` and ``rpn_head.in_channels`` may be left None: they are then
+    read from the backbone's ``out_channels`` (last output, and the one before), so
+    one config serves every backbone of a family (``configs/table7``)."""
+
+    def __init__(self, backbone: dict, neck: dict, rpn_head: dict, **kwargs):
+        if neck.get('in_channels') is None or rpn_head.get('in_channels') is None:
+            channels = MODELS.build(backbone).out_channels
+            neck = dict(neck, in_channels=neck.get('in_channels') or channels[-1])
+            rpn_head = dict(rpn_head,
+                            in_channels=rpn_head.get('in_channels') or channels[-2])
+        super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, **kwargs)
 
     def _split(self, batch_inputs):
         x = self.extract_feat(batch_inputs)

@@ -1,0 +1,75 @@
+"""Images per second of detectors (Table 7 protocol: batch 4, 800x1200, fp32).
+
+    python tools/benchmark.py CONFIG                         # paper protocol row
+    python tools/benchmark.py CONFIG --modes fp32 channels_last compile
+    python tools/benchmark.py CONFIG --backbone-only         # the backbone alone
+    python tools/benchmark.py --compare A B [C ...]          # interleaved, with ratios to A
+    ... --device cuda --runs 20 --json results.json
+
+Pre-processing is excluded, post-processing (proposals, NMS, box decoding) included;
+see sn2_det.analysis.benchmark. Without --checkpoint the weights are random: the RPN
+keeps its test-time number of proposals as a trained one does, but every class clears
+the score threshold, the worst case for class-wise NMS.
+"""
+import argparse
+import json
+
+import torch
+
+from sn2_det.analysis.benchmark import MODES, benchmark, compare
+
+
+def _table(rows, key):
+    lines = [f'{key:<48} {"mode":<13} {"img/s":>8} {"median ms":>10} {"spread %":>9}'
+             + ('  ratio' if 'ratio_to_first' in rows[0] else '')]
+    for row in rows:
+        line = (f'{row[key][-48:]:<48} {row["mode"]:<13} {row["img_per_s"]:8.2f} '
+                f'{row["median_ms"]:10.1f} {row["spread_pct"]:9.1f}')
+        if 'ratio_to_first' in row:
+            line += f'  {row["ratio_to_first"]:.3f}'
+        lines.append(line)
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', nargs='?', help='config to time')
+    parser.add_argument('--compare', nargs='+', metavar='CONFIG',
+                        help='time these configs interleaved and print ratios to the first')
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--shape', type=int, nargs=2, default=(800, 1200), metavar=('H', 'W'))
+    parser.add_argument('--runs', type=int, default=10, help='timed runs (rounds for --compare)')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--modes', nargs='+', choices=MODES, default=['fp32'])
+    parser.add_argument('--backbone-only', action='store_true')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--checkpoint', help='trained weights (default: random weights)')
+    parser.add_argument('--json', help='write the rows to this JSON file')
+    args = parser.parse_args(argv)
+    if not args.config and not args.compare:
+        parser.error('give a CONFIG or --compare CONFIG [CONFIG ...]')
+    import sn2_det  # noqa: F401
+    common = dict(batch=args.batch, shape=args.shape, device=args.device,
+                  backbone_only=args.backbone_only)
+    rows = []
+    if args.compare:
+        for mode in args.modes:
+            rows += compare(args.compare, rounds=args.runs, warmup=args.warmup, mode=mode,
+                            **common)
+    else:
+        for mode in args.modes:
+            rows.append(dict(benchmark(args.config, runs=args.runs, warmup=args.warmup,
+                                       mode=mode, checkpoint=args.checkpoint, **common),
+                             config=args.config))
+    what = 'backbone' if args.backbone_only else 'detector'
+    print(f'{what}, batch {args.batch}, {args.shape[0]}x{args.shape[1]}, {args.device}, '
+          f'{torch.get_num_threads()} threads, torch {torch.__version__}')
+    print(_table(rows, 'config'))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
