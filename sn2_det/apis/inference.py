@@ -1,6 +1,5 @@
 """Detections of a trained model on one image, drawn and saved as a picture."""
 import os.path as osp
-from typing import Optional
 
 import cv2
 import numpy as np

@@ -15,7 +15,7 @@ all K*kh*kw*samples*4 taps are one ``index_select`` over a channels-last view of
 input. It runs on CPU and GPU, has autograd, and exports to ONNX (with a fixed
 ``sampling_ratio``). Where torchvision imports (CUDA machines) its kernel is used.
 """
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 

@@ -13,12 +13,11 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
-from ...utils.validation import check_bool, check_choice, check_out_indices
+from .staged_backbone import StagedBackbone
+from ...utils.validation import check_bool, check_choice
 
 # Stem (conv1) and stage2/3/4 output channels for g=3 (ShuffleNet V2 paper Table 8).
 ARCH_CHANNELS: Dict[float, Sequence[int]] = {
@@ -78,7 +77,7 @@ class ShuffleV1Unit(nn.Module):
 
 
 @MODELS.register_module()
-class ShuffleNetV1(BaseModule):
+class ShuffleNetV1(StagedBackbone):
     """ShuffleNet v1 (g=3) backbone of the ShuffleNet V2 paper's Table 7 / 8.
 
     Args:
@@ -100,19 +99,11 @@ class ShuffleNetV1(BaseModule):
                  act_cfg: dict = dict(type='ReLU'), norm_eval: bool = False,
                  with_cp: bool = False, init_cfg=None):
         check_choice('widen_factor', widen_factor, tuple(ARCH_CHANNELS))
-        check_bool('norm_eval', norm_eval)
         check_bool('with_cp', with_cp)
-        out_indices = check_out_indices(out_indices, (0, 1, 2))
-        check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
-        if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(out_indices, frozen_stages, norm_eval, num_outputs=3,
+                         init_cfg=init_cfg)
 
         self.widen_factor = float(widen_factor)
-        self.out_indices = tuple(out_indices)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
         stem_channels, *stage_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
@@ -130,29 +121,3 @@ class ShuffleNetV1(BaseModule):
         self.out_channels = [stage_channels[i] for i in self.out_indices]
         self.out_strides = [(8, 16, 32)[i] for i in self.out_indices]
         self._freeze_stages()
-
-    def _freeze_stages(self):
-        frozen = ([self.conv1] if self.frozen_stages >= 0 else []) + \
-            list(self.layers[:max(self.frozen_stages, 0)])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def forward(self, x: torch.Tensor):
-        x = self.maxpool(self.conv1(x))
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self

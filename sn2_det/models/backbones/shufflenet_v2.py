@@ -15,12 +15,11 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
-from ...utils.validation import check_bool, check_choice, check_out_indices
+from .staged_backbone import StagedBackbone
+from ...utils.validation import check_bool, check_choice
 
 # Output channels of stage2, stage3, stage4 and conv5 (paper Table 5).
 ARCH_CHANNELS: Dict[float, Sequence[int]] = {
@@ -103,7 +102,7 @@ class ShuffleUnit(nn.Module):
 
 
 @MODELS.register_module()
-class ShuffleNetV2(BaseModule):
+class ShuffleNetV2(StagedBackbone):
     """ShuffleNet V2 backbone (paper Table 5), and V2* with ``star=True``.
 
     Args:
@@ -145,21 +144,14 @@ class ShuffleNetV2(BaseModule):
         check_choice('widen_factor', widen_factor, tuple(ARCH_CHANNELS))
         check_choice('downsample_split', downsample_split, DOWNSAMPLE_SPLITS)
         for name, value in dict(star=star, star_act=star_act, star_proj=star_proj,
-                                norm_eval=norm_eval, with_cp=with_cp).items():
+                                with_cp=with_cp).items():
             check_bool(name, value)
-        out_indices = check_out_indices(out_indices, (0, 1, 2, 3))
-        check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
-        if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(out_indices, frozen_stages, norm_eval, num_outputs=4,
+                         init_cfg=init_cfg)
 
         self.widen_factor = float(widen_factor)
         self.downsample_split = downsample_split
         self.star = star
-        self.out_indices = tuple(out_indices)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
         self.arch_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
@@ -194,29 +186,3 @@ class ShuffleNetV2(BaseModule):
             self._is_init = True
             return
         super().init_weights()
-
-    def _freeze_stages(self):
-        frozen = ([self.conv1] if self.frozen_stages >= 0 else []) + \
-            list(self.layers[:max(self.frozen_stages, 0)])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def forward(self, x: torch.Tensor):
-        x = self.maxpool(self.conv1(x))
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self

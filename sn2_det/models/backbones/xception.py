@@ -25,12 +25,11 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
-from ...utils.validation import check_bool, check_choice, check_out_indices
+from .staged_backbone import StagedBackbone
+from ...utils.validation import check_bool, check_choice
 
 # Stem (conv1) and stage2/3/4 output channels: Light-Head R-CNN Table 7 at 1x, scaled.
 ARCH_CHANNELS: Dict[float, Sequence[int]] = {
@@ -83,7 +82,7 @@ class XceptionBlock(nn.Module):
 
 
 @MODELS.register_module()
-class Xception(BaseModule):
+class Xception(StagedBackbone):
     """Light Xception backbone (Light-Head R-CNN Table 7; ShuffleNet V2 Table 8).
 
     Args:
@@ -107,24 +106,16 @@ class Xception(BaseModule):
                  act_cfg: dict = dict(type='ReLU'), norm_eval: bool = False,
                  with_cp: bool = False, init_cfg=None):
         check_choice('widen_factor', widen_factor, tuple(ARCH_CHANNELS))
-        check_bool('norm_eval', norm_eval)
         check_bool('with_cp', with_cp)
-        out_indices = check_out_indices(out_indices, (0, 1, 2))
-        check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
         if (isinstance(bottleneck_ratio, bool)
                 or not isinstance(bottleneck_ratio, (int, float))
                 or not 0 < bottleneck_ratio <= 1):
             raise ValueError(f'bottleneck_ratio must be a number in (0, 1], '
                              f'got {bottleneck_ratio!r}')
-        if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(out_indices, frozen_stages, norm_eval, num_outputs=3,
+                         init_cfg=init_cfg)
 
         self.widen_factor = float(widen_factor)
-        self.out_indices = tuple(out_indices)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
         stem_channels, *stage_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
@@ -143,29 +134,3 @@ class Xception(BaseModule):
         self.out_channels = [stage_channels[i] for i in self.out_indices]
         self.out_strides = [(8, 16, 32)[i] for i in self.out_indices]
         self._freeze_stages()
-
-    def _freeze_stages(self):
-        frozen = ([self.conv1] if self.frozen_stages >= 0 else []) + \
-            list(self.layers[:max(self.frozen_stages, 0)])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def forward(self, x: torch.Tensor):
-        x = self.maxpool(self.conv1(x))
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self

@@ -1,0 +1,57 @@
+"""The skeleton our backbones share: a stem, stages, optional final conv.
+
+A subclass builds ``conv1`` and ``maxpool`` (the stem) and ``layers`` (the three
+stages at strides 8, 16, 32, then the final 1x1 conv where the network has one);
+this class checks and applies the common arguments: ``out_indices`` index
+``layers``; ``frozen_stages`` -1 freezes nothing, 0 the stem, k the stem and the
+first k stages; ``norm_eval`` keeps BN layers in eval mode while training.
+"""
+from typing import Sequence
+
+import torch
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...utils.validation import check_bool, check_choice, check_out_indices
+
+DEFAULT_INIT = [dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+
+
+class StagedBackbone(BaseModule):
+
+    def __init__(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
+                 num_outputs: int, init_cfg=None):
+        out_indices = check_out_indices(out_indices, tuple(range(num_outputs)))
+        check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
+        check_bool('norm_eval', norm_eval)
+        super().__init__(init_cfg=DEFAULT_INIT if init_cfg is None else init_cfg)
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+    def _freeze_stages(self):
+        frozen = ([self.conv1] if self.frozen_stages >= 0 else []) + \
+            list(self.layers[:max(self.frozen_stages, 0)])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def forward(self, x: torch.Tensor):
+        x = self.maxpool(self.conv1(x))
+        outs = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
