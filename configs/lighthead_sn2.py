@@ -12,9 +12,8 @@ model = dict(
         out_indices=(1, 2),
         frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=False),
-        norm_eval=True,
-        # ImageNet weights: tools/convert_weights.py, then
-        # init_cfg=dict(type='Pretrained', checkpoint='PATH')
-        init_cfg=None),
+        # ImageNet weights: tools/convert_weights.py (or tools/extract_backbone.py
+        # after pretraining), then init_cfg=dict(type='Pretrained', checkpoint='PATH')
+        norm_eval=True),
     neck=dict(in_channels=464),
     rpn_head=dict(in_channels=232))

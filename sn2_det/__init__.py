@@ -5,7 +5,7 @@ only ``custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)``)
 makes mmengine load local checkpoints under ``weights_only=True``
 (:mod:`sn2_det.utils.checkpoint`).
 """
-from . import engine, models  # noqa: F401  (registers the modules)
+from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
 from .utils.checkpoint import register_safe_local_loader
 
 register_safe_local_loader()

@@ -35,7 +35,8 @@ def test_conversion_reproduces_conv5(layout, widen_factor):
     converted, arch = convert_shufflenet_v2(state)
     split = 'official' if layout == 'official' and widen_factor != 0.5 else 'even'
     assert arch == dict(type='ShuffleNetV2', widen_factor=widen_factor,
-                        downsample_split=split, star=False)
+                        downsample_split=split, star=False, star_act=False,
+                        star_proj=False)
     ours = ShuffleNetV2(widen_factor, out_indices=(3,),
                         downsample_split=arch['downsample_split']).eval()
     result = ours.load_state_dict(converted, strict=True)
@@ -91,3 +92,14 @@ def test_wrong_width_reports_keys_and_shapes(tmp_path):
 def test_unknown_layout_is_rejected():
     with pytest.raises(ValueError, match='known layout'):
         convert_shufflenet_v2({'foo.weight': torch.zeros(1)})
+
+
+def test_star_options_are_recorded_and_checked(tmp_path):
+    source = ShuffleNetV2(0.5, star=True, star_act=True)
+    path = tmp_path / 'star_act.pth'
+    torch.save(dict(state_dict=source.state_dict(), meta=dict(backbone=source.arch_args())),
+               path)
+    assert source.arch_args()['star_act'] is True
+    net = ShuffleNetV2(0.5, star=True, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(CheckpointError, match='star_act=True'):
+        net.init_weights()

@@ -272,3 +272,19 @@ def test_table7_invalid_cells(name, level, names):
             assert word in str(err.value)
     with pytest.raises(ValueError):
         MODELS.build(dict(type='Table7Backbone', name=name, level=level))
+
+
+def test_comparison_backbone_pretrained_loads_strictly(tmp_path):
+    """A checkpoint of another width fails loudly (mmengine's loader only warns)."""
+    from sn2_det.utils.checkpoint import CheckpointError
+    path = tmp_path / 'xception_0.5x.pth'
+    torch.save(dict(state_dict=Xception(widen_factor=0.5).state_dict()), path)
+    good = Xception(widen_factor=0.5, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    good.init_weights()
+    wrong = Xception(widen_factor=1.0, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(CheckpointError, match='shape mismatches'):
+        wrong.init_weights()
+    mobile = StagedMobileNetV2(widen_factor=1.0,
+                               init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(CheckpointError, match='missing keys'):
+        mobile.init_weights()

@@ -13,8 +13,7 @@ model = dict(
         widen_factor=1.0,
         out_indices=(0, 1, 2),
         frozen_stages=1,
-        norm_eval=True,
-        init_cfg=None),
+        norm_eval=True),
     neck=dict(in_channels=[116, 232, 464], num_outs=5),
     rpn_head=dict(anchor_generator=dict(scales=[4], strides=[8, 16, 32, 64, 128])),
     roi_head=dict(bbox_roi_extractor=dict(featmap_strides=[8, 16, 32, 64])))

@@ -10,6 +10,5 @@ model = dict(
         widen_factor=1.0,
         out_indices=(0, 1, 2),
         frozen_stages=1,
-        norm_eval=True,
-        init_cfg=None),
+        norm_eval=True),
     neck=dict(in_channels=[116, 232, 464], start_level=0))

@@ -1,1 +1,1 @@
-
+from . import image_folder  # noqa: F401  (registers ImageFolderDataset and its transforms)

@@ -33,16 +33,18 @@ STEM_CHANNELS = 24
 DOWNSAMPLE_SPLITS = ('official', 'even')
 
 
-def arch_args(widen_factor: float, downsample_split: str, star: bool) -> dict:
+def arch_args(widen_factor: float, downsample_split: str, star: bool,
+              star_act: bool = False, star_proj: bool = False) -> dict:
     """Canonical architecture arguments, as recorded in converted checkpoints.
 
     At 0.5x both splits give stage2's first unit 24 + 24 channels, the same network;
-    it is recorded as 'even'.
+    it is recorded as 'even'. Without ``star`` the two V2* options are recorded False.
     """
     if ARCH_CHANNELS[widen_factor][0] == 2 * STEM_CHANNELS:
         downsample_split = 'even'
     return dict(type='ShuffleNetV2', widen_factor=float(widen_factor),
-                downsample_split=downsample_split, star=star)
+                downsample_split=downsample_split, star=star,
+                star_act=star and star_act, star_proj=star and star_proj)
 
 
 class ShuffleUnit(nn.Module):
@@ -151,7 +153,7 @@ class ShuffleNetV2(StagedBackbone):
 
         self.widen_factor = float(widen_factor)
         self.downsample_split = downsample_split
-        self.star = star
+        self.star, self.star_act, self.star_proj = star, star_act, star_proj
         self.arch_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
@@ -175,14 +177,5 @@ class ShuffleNetV2(StagedBackbone):
 
     def arch_args(self) -> dict:
         """The constructor arguments that fix the parameter shapes and routing."""
-        return arch_args(self.widen_factor, self.downsample_split, self.star)
-
-    def init_weights(self):
-        init_cfg = self.init_cfg
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            from ...utils.checkpoint import load_backbone_checkpoint
-            load_backbone_checkpoint(self, init_cfg['checkpoint'],
-                                     prefix=init_cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
+        return arch_args(self.widen_factor, self.downsample_split, self.star,
+                         self.star_act, self.star_proj)

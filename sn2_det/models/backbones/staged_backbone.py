@@ -4,7 +4,10 @@ A subclass builds ``conv1`` and ``maxpool`` (the stem) and ``layers`` (the three
 stages at strides 8, 16, 32, then the final 1x1 conv where the network has one);
 this class checks and applies the common arguments: ``out_indices`` index
 ``layers``; ``frozen_stages`` -1 freezes nothing, 0 the stem, k the stem and the
-first k stages; ``norm_eval`` keeps BN layers in eval mode while training.
+first k stages; ``norm_eval`` keeps BN layers in eval mode while training;
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads strictly,
+naming mismatched keys and shapes (mmengine's loader only warns), and checks the
+architecture a checkpoint records against ``arch_args()`` where a backbone has it.
 """
 from typing import Sequence
 
@@ -12,13 +15,27 @@ import torch
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...utils.checkpoint import load_backbone_checkpoint
 from ...utils.validation import check_bool, check_choice, check_out_indices
 
 DEFAULT_INIT = [dict(type='Kaiming', layer='Conv2d'),
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
 
 
-class StagedBackbone(BaseModule):
+class StrictPretrainedMixin:
+    """``init_cfg`` type 'Pretrained' through :func:`load_backbone_checkpoint`."""
+
+    def init_weights(self):
+        init_cfg = self.init_cfg
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            load_backbone_checkpoint(self, init_cfg['checkpoint'],
+                                     prefix=init_cfg.get('prefix'))
+            self._is_init = True
+            return
+        super().init_weights()
+
+
+class StagedBackbone(StrictPretrainedMixin, BaseModule):
 
     def __init__(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
                  num_outputs: int, init_cfg=None):

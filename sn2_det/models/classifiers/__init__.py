@@ -1,0 +1,3 @@
+from .image_classifier import ImageClassifier
+
+__all__ = ['ImageClassifier']
