@@ -1,0 +1,180 @@
+"""Latency of an ONNX model with onnxruntime on the CPU: for ARM boards (and any PC).
+
+Self-contained: needs only Python 3, numpy and onnxruntime, so it can be copied to a
+board next to a model exported by tools/export_onnx.py (see docs/arm.md):
+
+    pip install numpy onnxruntime
+    python arm_benchmark.py sn2_1.0x_224.onnx --threads 1 --json board.json
+
+Inputs are standard-normal float noise of the model's input shape; a dynamic batch
+dimension takes --batch, dynamic H and W of a 4-D input take --shape. After --warmup
+runs, each of --runs runs is timed with time.perf_counter; prints the median, min
+and max latency in ms and images per second (batch / median), and writes them with
+the machine, onnxruntime version and settings to --json.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+ORT_TYPES = {
+    'tensor(float)': np.float32, 'tensor(float16)': np.float16,
+    'tensor(double)': np.float64, 'tensor(int64)': np.int64, 'tensor(int32)': np.int32,
+    'tensor(uint8)': np.uint8, 'tensor(int8)': np.int8, 'tensor(bool)': np.bool_,
+}
+
+
+def make_session(model, threads=1):
+    """A CPU onnxruntime session with ``threads`` intra-op and inter-op threads."""
+    if not os.path.isfile(model):
+        raise FileNotFoundError(f'model file not found: {model}')
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f'threads must be a positive int, got {threads!r}')
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
+    return ort.InferenceSession(model, sess_options=options,
+                                providers=['CPUExecutionProvider'])
+
+
+def input_shape(name, dims, batch=1, shape=None):
+    """Concrete shape of one input: dim 0 is the batch, the last two of a 4-D input
+    are H and W. A fixed dim must agree with a requested value; a dynamic one takes it.
+    """
+    wanted = {0: ('--batch', batch)}
+    if len(dims) == 4 and shape is not None:
+        wanted.update({2: ('--shape H', shape[0]), 3: ('--shape W', shape[1])})
+    out = []
+    for axis, dim in enumerate(dims):
+        flag, value = wanted.get(axis, (None, None))
+        if isinstance(dim, int) and dim > 0:
+            if value is not None and value != dim:
+                raise ValueError(f'input {name!r} has fixed dim {axis} = {dim} '
+                                 f'(shape {dims}); {flag} {value} does not fit: export the '
+                                 f'model at that size or leave {flag.split()[0]} out')
+            out.append(dim)
+        elif value is not None:
+            out.append(value)
+        else:
+            hint = ('pass --shape H W' if len(dims) == 4 and axis in (2, 3) else
+                    'only the batch (dim 0) and H, W of a 4-D input can be filled in')
+            raise ValueError(f'input {name!r} has dynamic dim {axis} ({dim!r}, shape '
+                             f'{dims}): {hint}')
+    return out
+
+
+def make_inputs(session, batch=1, shape=None, seed=0):
+    """Random feeds for every input of ``session`` (see ``input_shape``)."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f'batch must be a positive int, got {batch!r}')
+    if shape is not None and (len(shape) != 2 or any(int(s) < 1 for s in shape)):
+        raise ValueError(f'shape must be two positive ints H W, got {shape!r}')
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for node in session.get_inputs():
+        if node.type not in ORT_TYPES:
+            raise ValueError(f'input {node.name!r} has type {node.type}; supported: '
+                             f'{", ".join(ORT_TYPES)}')
+        dtype = ORT_TYPES[node.type]
+        dims = input_shape(node.name, node.shape, batch, shape)
+        if np.issubdtype(dtype, np.floating):
+            feeds[node.name] = rng.standard_normal(dims).astype(dtype)
+        else:
+            feeds[node.name] = np.zeros(dims, dtype=dtype)
+    return feeds
+
+
+def time_runs(session, feeds, warmup=10, runs=50):
+    """Latencies in ms of ``runs`` timed runs after ``warmup`` untimed ones."""
+    if warmup < 0 or runs < 1:
+        raise ValueError(f'need warmup >= 0 and runs >= 1, got {warmup} and {runs}')
+    for _ in range(warmup):
+        session.run(None, feeds)
+    latencies = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        latencies.append((time.perf_counter() - start) * 1e3)
+    return latencies
+
+
+def summarize(latencies, batch):
+    """Median, min and max latency (ms) and images per second at the median."""
+    median = statistics.median(latencies)
+    return dict(median_ms=median, min_ms=min(latencies), max_ms=max(latencies),
+                images_per_s=batch * 1e3 / median)
+
+
+def _cpu_name():
+    """The CPU or board model from /proc/cpuinfo (Linux x86 'model name', Raspberry Pi
+    'Model', older ARM kernels 'Hardware'), for where platform.processor() is empty."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            fields = [line.split(':', 1) for line in f.read().splitlines() if ':' in line]
+    except OSError:
+        return ''
+    for key in ('model name', 'Model', 'Hardware'):
+        for name, value in fields:
+            if name.strip() == key and value.strip():
+                return value.strip()
+    return ''
+
+
+def machine_info():
+    """What ran the benchmark: architecture, processor, OS, Python, onnxruntime."""
+    return dict(machine=platform.machine(), processor=platform.processor() or _cpu_name(),
+                cpu_count=os.cpu_count(), system=platform.platform(),
+                python=platform.python_version(), numpy=np.__version__,
+                onnxruntime=ort.__version__)
+
+
+def benchmark(model, threads=1, batch=1, shape=None, warmup=10, runs=50):
+    """Time ``model``; returns the summary, settings, input shapes and machine."""
+    session = make_session(model, threads)
+    feeds = make_inputs(session, batch, shape)
+    latencies = time_runs(session, feeds, warmup, runs)
+    result = dict(model=os.path.basename(model), **summarize(latencies, batch),
+                  threads=threads, batch=batch, shape=list(shape) if shape else None,
+                  inputs={name: list(x.shape) for name, x in feeds.items()},
+                  warmup=warmup, runs=runs, latencies_ms=latencies)
+    result.update(machine_info())
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('model', help='the .onnx file')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='intra- and inter-op threads of onnxruntime (default 1)')
+    parser.add_argument('--batch', type=int, default=1, help='batch size (default 1)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input size for dynamic H, W (default: from the model)')
+    parser.add_argument('--warmup', type=int, default=10, help='untimed runs (default 10)')
+    parser.add_argument('--runs', type=int, default=50, help='timed runs (default 50)')
+    parser.add_argument('--json', metavar='OUT', help='write the results to this file')
+    args = parser.parse_args(argv)
+    try:
+        result = benchmark(args.model, args.threads, args.batch, args.shape,
+                           args.warmup, args.runs)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    print(f'{result["model"]}  inputs {result["inputs"]}  threads {args.threads}  '
+          f'{result["machine"]} ({result["processor"] or "unknown CPU"}), '
+          f'onnxruntime {result["onnxruntime"]}')
+    print(f'latency ms: median {result["median_ms"]:.2f}  min {result["min_ms"]:.2f}  '
+          f'max {result["max_ms"]:.2f}  ({args.runs} runs)  '
+          f'{result["images_per_s"]:.2f} images/s')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'wrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()
