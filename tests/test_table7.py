@@ -130,3 +130,18 @@ def test_deploy_mode_changes_no_output():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * a.abs().max())
     assert torch.allclose(before.scores, after.scores, atol=1e-4)
     assert torch.allclose(before.bboxes, after.bboxes, atol=1e-2)
+
+
+def test_zeroed_predictors_give_every_backbone_the_same_proposals():
+    from sn2_det.analysis.benchmark import build_detector, make_inputs
+    inputs, samples = make_inputs(1, (256, 320), 'cpu')
+    proposals = []
+    for name in ('shufflenet_v2', 'mobilenet_v2'):
+        model = build_detector(cell_config(name, 40))
+        assert model.rpn_head.rpn_cls.weight.abs().sum() == 0
+        assert model.roi_head.bbox_head.fc_cls.weight.abs().sum() == 0
+        with torch.no_grad():
+            x = model.extract_feat(inputs)
+            proposals.append(model.rpn_head.predict(x[:-1], samples, rescale=False)[0])
+    assert len(proposals[0]) == len(proposals[1]) > 0
+    assert torch.equal(proposals[0].bboxes, proposals[1].bboxes)

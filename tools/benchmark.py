@@ -7,12 +7,13 @@
     ... --device cuda --runs 20 --json results.json
 
 Pre-processing is excluded, post-processing (proposals, NMS, box decoding) included;
-see sn2_det.analysis.benchmark. Without --checkpoint the weights are random: the RPN
-keeps its test-time number of proposals as a trained one does, but every class clears
-the score threshold, the worst case for class-wise NMS.
+see sn2_det.analysis.benchmark. Without --checkpoint the weights are random and the
+heads' final predictors zeroed, so that every backbone gets the same post-processing
+work (all proposals and classes reach NMS: the worst case).
 """
 import argparse
 import json
+import os
 
 import torch
 
@@ -20,10 +21,11 @@ from sn2_det.analysis.benchmark import MODES, benchmark, compare
 
 
 def _table(rows, key):
-    lines = [f'{key:<48} {"mode":<13} {"img/s":>8} {"median ms":>10} {"spread %":>9}'
+    lines = [f'{key:<42} {"mode":<13} {"img/s":>8} {"median ms":>10} {"spread %":>9}'
              + ('  ratio' if 'ratio_to_first' in rows[0] else '')]
     for row in rows:
-        line = (f'{row[key][-48:]:<48} {row["mode"]:<13} {row["img_per_s"]:8.2f} '
+        name = os.path.basename(row[key])
+        line = (f'{name:<42} {row["mode"]:<13} {row["img_per_s"]:8.2f} '
                 f'{row["median_ms"]:10.1f} {row["spread_pct"]:9.1f}')
         if 'ratio_to_first' in row:
             line += f'  {row["ratio_to_first"]:.3f}'

@@ -28,7 +28,7 @@ def main(argv=None):
     parser.add_argument('--levels', nargs='+', type=int, choices=TABLE7_LEVELS,
                         default=list(TABLE7_LEVELS))
     parser.add_argument('--subset', action='store_true',
-                        help='CPU-sized run: levels 40 and 140, 3 rounds, 1 warm-up')
+                        help='CPU-sized run: levels 40 and 140, 5 rounds, 1 warm-up')
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--shape', type=int, nargs=2, default=(800, 1200), metavar=('H', 'W'))
     parser.add_argument('--rounds', type=int, default=5)
@@ -39,7 +39,7 @@ def main(argv=None):
     parser.add_argument('--out-dir', default='work_dirs/table7')
     args = parser.parse_args(argv)
     if args.subset:
-        args.levels, args.rounds, args.warmup = [40, 140], 3, 1
+        args.levels, args.rounds, args.warmup = [40, 140], 5, 1
     import sn2_det  # noqa: F401
     speeds = measure_speeds(args.backbones, args.levels, args.batch, args.shape,
                             args.rounds, args.warmup, args.device)
@@ -50,7 +50,7 @@ def main(argv=None):
               f'{device}, torch {torch.__version__}, median of {args.rounds} interleaved '
               'rounds. Paper speeds: GTX 1080Ti.')
     print(markdown(table_rows(speeds, mmaps), ratio_lines(speeds), header))
-    paths = write_outputs(args.out_dir, speeds, mmaps, header)
+    paths = write_outputs(args.out_dir, speeds, mmaps, header, device)
     print('written: ' + ', '.join(paths.values()))
 
 

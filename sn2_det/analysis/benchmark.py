@@ -41,8 +41,11 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
                    checkpoint: Optional[str] = None):
     """A detector (or its backbone) from a config path or Config, in eval mode.
 
-    Without ``checkpoint`` the weights are random: every class then clears the test
-    score threshold, the worst case for class-wise NMS (the same for all backbones).
+    Without ``checkpoint`` the weights are random except the final predictors of
+    the heads (:data:`PREDICTORS`), which are zeroed: then every backbone gets the
+    same proposals (the anchors, equal objectness) and uniform class scores, so the
+    post-processing work is identical across backbones (all proposals and classes
+    reach NMS: the worst case), instead of varying with each random model.
     """
     cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
     if cfg.get('custom_imports'):
@@ -54,8 +57,26 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     if checkpoint:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu')
+    else:
+        zero_predictors(model)
     model = model.backbone if backbone_only else model
     return model.to(device).eval()
+
+
+# Final classification / regression layers of mmdet's heads.
+PREDICTORS = ('rpn_cls', 'rpn_reg', 'fc_cls', 'fc_reg', 'retina_cls', 'retina_reg',
+              'conv_cls', 'conv_reg')
+
+
+def zero_predictors(model) -> int:
+    """Zero the weights and biases of the heads' final predictors; returns how many."""
+    count = 0
+    for name, module in model.named_modules():
+        if name.split('.')[-1] in PREDICTORS:
+            for param in module.parameters():
+                param.data.zero_()
+            count += 1
+    return count
 
 
 def make_inputs(batch: int, shape: Sequence[int], device: str):

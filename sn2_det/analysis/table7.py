@@ -100,40 +100,44 @@ def markdown(rows: List[dict], ratios: List[str], header: str) -> str:
     return '\n'.join(out) + '\n'
 
 
-def plot(speeds: Dict[Cell, dict], mmaps: Dict[Cell, float], path: str) -> None:
-    """Speed against mmAP, as the paper's Figure 1: the paper's points hollow, ours
-    filled (at our mmAP where measured, else at the paper's mmAP, marked 'x')."""
+def plot(speeds: Dict[Cell, dict], mmaps: Dict[Cell, float], path: str,
+         device: str = 'ours') -> None:
+    """Speed against mmAP, as the paper's Figure 1: the paper's points (GTX 1080Ti)
+    on the left, ours on the right with its own speed axis (at our mmAP where
+    measured, else at the paper's mmAP, marked 'x')."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
     for i, name in enumerate(TABLE7_BACKBONES):
         colour = f'C{i}'
         paper = [PAPER[name][lv] for lv in TABLE7_LEVELS]
-        ax.plot([p[1] for p in paper], [p[0] for p in paper], 'o--', mfc='none',
-                color=colour, label=f'{LABELS[name]} (paper)')
+        left.plot([p[1] for p in paper], [p[0] for p in paper], 'o--', color=colour,
+                  label=LABELS[name])
         ours = [(speeds[(name, lv)]['img_per_s'], mmaps.get((name, lv)), PAPER[name][lv][0])
                 for lv in TABLE7_LEVELS if (name, lv) in speeds]
-        if ours:
-            measured = [o for o in ours if o[1] is not None]
-            assumed = [o for o in ours if o[1] is None]
-            if measured:
-                ax.plot([o[0] for o in measured], [o[1] for o in measured], 'o-',
-                        color=colour, label=f'{LABELS[name]} (ours)')
-            if assumed:
-                ax.plot([o[0] for o in assumed], [o[2] for o in assumed], 'x',
-                        color=colour, ms=8, label=f'{LABELS[name]} (our speed, paper mmAP)')
-    ax.set_xlabel('images / s (batch 4)')
-    ax.set_ylabel('COCO mmAP (%)')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        measured = [o for o in ours if o[1] is not None]
+        assumed = [o for o in ours if o[1] is None]
+        if measured:
+            right.plot([o[0] for o in measured], [o[1] for o in measured], 'o-',
+                       color=colour, label=f'{LABELS[name]}')
+        if assumed:
+            right.plot([o[0] for o in assumed], [o[2] for o in assumed], 'x--', color=colour,
+                       ms=8, label=f'{LABELS[name]} (paper mmAP)')
+    left.set_title('paper (GTX 1080Ti)')
+    right.set_title(f'ours ({device})')
+    for ax in (left, right):
+        ax.set_xlabel('images / s (batch 4)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    left.set_ylabel('COCO mmAP (%)')
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def write_outputs(out_dir: str, speeds: Dict[Cell, dict], mmaps: Dict[Cell, float],
-                  header: str) -> Dict[str, str]:
+                  header: str, device: str = 'ours') -> Dict[str, str]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(speeds, mmaps)
@@ -155,5 +159,5 @@ def write_outputs(out_dir: str, speeds: Dict[Cell, dict], mmaps: Dict[Cell, floa
                                  f'{speed["spread_pct"]:.1f}' if speed else ''])
     Path(paths['json']).write_text(json.dumps(
         [dict(backbone=n, level=lv, **speeds[(n, lv)]) for n, lv in speeds], indent=1))
-    plot(speeds, mmaps, paths['png'])
+    plot(speeds, mmaps, paths['png'], device)
     return paths
