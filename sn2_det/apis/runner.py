@@ -6,14 +6,13 @@ moves every path under the config's ``data_root`` (dataset roots and the COCO
 evaluator's annotation file), and without CUDA distributed runs use gloo
 (:mod:`sn2_det.engine.cpu_distributed`).
 """
-import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from ..engine.cpu_distributed import init_cpu_process_group
+from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 
 
 def add_common_args(parser) -> None:
@@ -81,9 +80,12 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
         cfg.resume, cfg.load_from = True, None
     elif resume:
         cfg.resume, cfg.load_from = True, resume
-    init_cpu_process_group(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    started = init_cpu_process_group(cfg)
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    finally:
+        destroy_cpu_process_group(started)
     return runner
 
 
@@ -94,6 +96,8 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
             else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=out))
-    init_cpu_process_group(cfg)
-    runner = Runner.from_cfg(cfg)
-    return runner.test()
+    started = init_cpu_process_group(cfg)
+    try:
+        return Runner.from_cfg(cfg).test()
+    finally:
+        destroy_cpu_process_group(started)

@@ -21,16 +21,28 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
 
 def init_cpu_process_group(cfg) -> bool:
-    """For a distributed launch without CUDA: gloo group and CPU DDP wrapper."""
+    """For a distributed launch without CUDA: gloo group and CPU DDP wrapper.
+
+    Returns True when it started the group; the caller ends it with
+    :func:`destroy_cpu_process_group` (gloo's threads abort the interpreter at exit
+    when the group is left open).
+    """
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return False
-    if not dist.is_initialized():
-        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
-        kwargs = {'timeout': datetime.timedelta(seconds=timeout)} if timeout else {}
-        dist.init_process_group('gloo', rank=int(os.environ['RANK']),
-                                world_size=int(os.environ['WORLD_SIZE']), **kwargs)
     cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel',
                                  broadcast_buffers=False,
                                  find_unused_parameters=cfg.get('find_unused_parameters',
                                                                 False))
+    if dist.is_initialized():
+        return False
+    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+    kwargs = {'timeout': datetime.timedelta(seconds=timeout)} if timeout else {}
+    dist.init_process_group('gloo', rank=int(os.environ['RANK']),
+                            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
     return True
+
+
+def destroy_cpu_process_group(started: bool) -> None:
+    if started and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
