@@ -9,7 +9,7 @@ device is synchronised; on CPU, ``time.perf_counter``.
 
 Optional modes are separate rows, never mixed into the paper-protocol 'fp32' row:
 'deploy' (the inference mode, :func:`sn2_det.engine.inference_mode.deploy`: Conv+BN
-folded), 'channels_last' (memory format), 'fp16' (autocast, CUDA only), 'compile'
+folded, channels-last), 'channels_last' (the memory format alone), 'fp16' (autocast, CUDA only), 'compile'
 (``torch.compile`` of the backbone). ``compare`` times several models interleaved,
 round by round, so that drifts of a noisy machine hit all of them alike, and
 reports ratios.
@@ -115,7 +115,7 @@ def make_runner(model, batch: int, shape, mode: str = 'fp32',
     """A zero-argument callable running one timed batch of ``model`` in ``mode``."""
     model = _prepare(model, mode, device)
     inputs, samples = make_inputs(batch, shape, device)
-    if mode == 'channels_last':
+    if mode in ('channels_last', 'deploy'):
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     autocast = (lambda: torch.autocast('cuda', dtype=torch.float16)) if mode == 'fp16' \
         else contextlib.nullcontext
