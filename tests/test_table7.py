@@ -145,3 +145,26 @@ def test_zeroed_predictors_give_every_backbone_the_same_proposals():
             proposals.append(model.rpn_head.predict(x[:-1], samples, rescale=False)[0])
     assert len(proposals[0]) == len(proposals[1]) > 0
     assert torch.equal(proposals[0].bboxes, proposals[1].bboxes)
+
+
+def test_compare_with_official_code_layout(tmp_path):
+    """The --official path, on a stand-in for the authors' folder (network.py with
+    ShuffleNetV2(model_size=...)) built from the tests' independent reference."""
+    from sn2_det.analysis.official_reference import compare_with_official
+    folder = tmp_path / 'ShuffleNetV2'
+    folder.mkdir()
+    (folder / 'blocks.py').write_text('')
+    (folder / 'network.py').write_text(
+        'from reference_shufflenet import OfficialLayoutNet\n\n\n'
+        'class ShuffleNetV2(OfficialLayoutNet):\n'
+        "    def __init__(self, model_size='1.5x'):\n"
+        '        super().__init__(float(model_size[:-1]))\n')
+    rows = compare_with_official(str(folder), 0.5, batch=1, shape=(64, 96), rounds=2,
+                                 warmup=1)
+    assert [r['config'] for r in rows] == ["authors' code (eager)", 'ours, as trained',
+                                           'ours, deploy()']
+    assert rows[0]['ratio_to_first'] == 1.0
+    assert all(r['max_rel_diff'] <= 1e-4 for r in rows)
+    assert rows[1]['max_rel_diff'] == 0.0  # same arithmetic as the authors' code
+    with pytest.raises(FileNotFoundError, match='network.py'):
+        compare_with_official(str(tmp_path), 0.5, batch=1, shape=(64, 64), rounds=1)

@@ -4,6 +4,7 @@
     python tools/benchmark.py CONFIG --modes fp32 channels_last compile
     python tools/benchmark.py CONFIG --backbone-only         # the backbone alone
     python tools/benchmark.py --compare A B [C ...]          # interleaved, with ratios to A
+    python tools/benchmark.py --official third_party/ShuffleNetV2   # vs the authors' code
     ... --device cuda --runs 20 --json results.json
 
 Pre-processing is excluded, post-processing (proposals, NMS, box decoding) included;
@@ -29,6 +30,8 @@ def _table(rows, key):
                 f'{row["median_ms"]:10.1f} {row["spread_pct"]:9.1f}')
         if 'ratio_to_first' in row:
             line += f'  {row["ratio_to_first"]:.3f}'
+        if 'max_rel_diff' in row:
+            line += f'  max rel diff {row["max_rel_diff"]:.1e}'
         lines.append(line)
     return '\n'.join(lines)
 
@@ -39,6 +42,11 @@ def main(argv=None):
     parser.add_argument('config', nargs='?', help='config to time')
     parser.add_argument('--compare', nargs='+', metavar='CONFIG',
                         help='time these configs interleaved and print ratios to the first')
+    parser.add_argument('--official', metavar='DIR',
+                        help="the authors' ShuffleNetV2 folder (megvii-model/ShuffleNet-"
+                             'Series, a local copy): their backbone to conv5 against ours '
+                             'on the same weights, as trained and with deploy()')
+    parser.add_argument('--widen-factor', type=float, default=1.0, help='for --official')
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--shape', type=int, nargs=2, default=(800, 1200), metavar=('H', 'W'))
     parser.add_argument('--runs', type=int, default=10, help='timed runs (rounds for --compare)')
@@ -49,13 +57,18 @@ def main(argv=None):
     parser.add_argument('--checkpoint', help='trained weights (default: random weights)')
     parser.add_argument('--json', help='write the rows to this JSON file')
     args = parser.parse_args(argv)
-    if not args.config and not args.compare:
-        parser.error('give a CONFIG or --compare CONFIG [CONFIG ...]')
+    if not (args.config or args.compare or args.official):
+        parser.error('give a CONFIG, --compare CONFIG [CONFIG ...] or --official DIR')
     import sn2_det  # noqa: F401
     common = dict(batch=args.batch, shape=args.shape, device=args.device,
                   backbone_only=args.backbone_only)
     rows = []
-    if args.compare:
+    if args.official:
+        from sn2_det.analysis.official_reference import compare_with_official
+        rows = compare_with_official(args.official, args.widen_factor, args.batch,
+                                     args.shape, args.runs, args.warmup)
+        args.backbone_only = True
+    elif args.compare:
         for mode in args.modes:
             rows += compare(args.compare, rounds=args.runs, warmup=args.warmup, mode=mode,
                             **common)

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
+from mmengine.hub import get_config
 from mmengine.registry import DefaultScope
 
 from mmdet.registry import MODELS
@@ -39,7 +40,8 @@ def _padded(size: int, divisor: int = 32) -> int:
 
 def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
                    checkpoint: Optional[str] = None):
-    """A detector (or its backbone) from a config path or Config, in eval mode.
+    """A detector (or its backbone) from a config path (``mmdet::...`` too) or Config,
+    in eval mode.
 
     Without ``checkpoint`` the weights are random except the final predictors of
     the heads (:data:`PREDICTORS`), which are zeroed: then every backbone gets the
@@ -47,7 +49,10 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     post-processing work is identical across backbones (all proposals and classes
     reach NMS: the worst case), instead of varying with each random model.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+    if isinstance(config, str):
+        cfg = get_config(config) if '::' in config else Config.fromfile(config)
+    else:
+        cfg = copy.deepcopy(config)
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
