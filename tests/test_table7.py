@@ -168,3 +168,15 @@ def test_compare_with_official_code_layout(tmp_path):
     assert rows[1]['max_rel_diff'] == 0.0  # same arithmetic as the authors' code
     with pytest.raises(FileNotFoundError, match='network.py'):
         compare_with_official(str(tmp_path), 0.5, batch=1, shape=(64, 64), rounds=1)
+
+
+def test_time_shares_cover_the_parts():
+    from sn2_det.analysis.benchmark import build_detector, make_inputs
+    from sn2_det.analysis.time_shares import PARTS, time_shares
+    model = build_detector(cell_config('shufflenet_v2', 40))
+    inputs, samples = make_inputs(1, (128, 160), 'cpu')
+    shares = time_shares(model, inputs, samples, runs=2, warmup=1)
+    assert list(shares) == [*PARTS, 'total']
+    assert all(shares[p]['ms'] > 0 for p in PARTS)
+    assert 0.5 < sum(shares[p]['share'] for p in PARTS) <= 1.0 + 1e-6
+    assert 'forward' not in vars(model.backbone)  # timers removed afterwards

@@ -5,6 +5,7 @@
     python tools/benchmark.py CONFIG --backbone-only         # the backbone alone
     python tools/benchmark.py --compare A B [C ...]          # interleaved, with ratios to A
     python tools/benchmark.py --official third_party/ShuffleNetV2   # vs the authors' code
+    python tools/benchmark.py CONFIG --parts                 # time share of each part
     ... --device cuda --runs 20 --json results.json
 
 Pre-processing is excluded, post-processing (proposals, NMS, box decoding) included;
@@ -36,6 +37,20 @@ def _table(rows, key):
     return '\n'.join(lines)
 
 
+def _print_parts(args):
+    from sn2_det.analysis.benchmark import build_detector, make_inputs, prepare_model
+    from sn2_det.analysis.time_shares import time_shares
+    for mode in args.modes:
+        model = build_detector(args.config, args.device, checkpoint=args.checkpoint)
+        model = prepare_model(model, mode, args.device)
+        inputs, samples = make_inputs(args.batch, args.shape, args.device, mode)
+        shares = time_shares(model, inputs, samples, runs=args.runs, warmup=args.warmup)
+        print(f'{os.path.basename(args.config)}, {mode}, batch {args.batch}, '
+              f'{args.shape[0]}x{args.shape[1]}, {args.device}:')
+        for part, row in shares.items():
+            print(f'  {part:<20} {row["ms"]:9.1f} ms  {100 * row["share"]:5.1f} %')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,6 +68,8 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--modes', nargs='+', choices=MODES, default=['fp32'])
     parser.add_argument('--backbone-only', action='store_true')
+    parser.add_argument('--parts', action='store_true',
+                        help='time share of each part of a Light-Head R-CNN (paper Fig. 2)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--checkpoint', help='trained weights (default: random weights)')
     parser.add_argument('--json', help='write the rows to this JSON file')
@@ -62,6 +79,9 @@ def main(argv=None):
     import sn2_det  # noqa: F401
     common = dict(batch=args.batch, shape=args.shape, device=args.device,
                   backbone_only=args.backbone_only)
+    if args.parts:
+        _print_parts(args)
+        return
     rows = []
     if args.official:
         from sn2_det.analysis.official_reference import compare_with_official

@@ -84,12 +84,15 @@ def zero_predictors(model) -> int:
     return count
 
 
-def make_inputs(batch: int, shape: Sequence[int], device: str):
-    """A normalised, padded batch and its data samples (what the preprocessor gives)."""
+def make_inputs(batch: int, shape: Sequence[int], device: str, mode: str = 'fp32'):
+    """A normalised, padded batch and its data samples (what the preprocessor gives);
+    channels-last for the modes whose model is."""
     h, w = shape
     ph, pw = _padded(h), _padded(w)
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch, 3, ph, pw, generator=generator).to(device)
+    if mode in ('channels_last', 'deploy'):
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                            pad_shape=(ph, pw), batch_input_shape=(ph, pw),
                                            scale_factor=(1.0, 1.0)))
@@ -97,7 +100,7 @@ def make_inputs(batch: int, shape: Sequence[int], device: str):
     return inputs, samples
 
 
-def _prepare(model, mode: str, device: str):
+def prepare_model(model, mode: str, device: str):
     check_choice('mode', mode, MODES)
     if mode == 'fp16' and not device.startswith('cuda'):
         raise ValueError("mode 'fp16' needs a CUDA device")
@@ -118,10 +121,8 @@ def _prepare(model, mode: str, device: str):
 def make_runner(model, batch: int, shape, mode: str = 'fp32',
                 device: str = 'cpu') -> Callable[[], None]:
     """A zero-argument callable running one timed batch of ``model`` in ``mode``."""
-    model = _prepare(model, mode, device)
-    inputs, samples = make_inputs(batch, shape, device)
-    if mode in ('channels_last', 'deploy'):
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    model = prepare_model(model, mode, device)
+    inputs, samples = make_inputs(batch, shape, device, mode)
     autocast = (lambda: torch.autocast('cuda', dtype=torch.float16)) if mode == 'fp16' \
         else contextlib.nullcontext
     is_detector = hasattr(model, 'roi_head') or hasattr(model, 'bbox_head')

@@ -11,12 +11,11 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer
 
 from mmdet.registry import MODELS
 
-from .staged_backbone import StagedBackbone
+from .staged_backbone import CheckpointedUnit, StagedBackbone
 from ...utils.validation import check_bool, check_choice
 
 # Stem (conv1) and stage2/3/4 output channels for g=3 (ShuffleNet V2 paper Table 8).
@@ -35,7 +34,7 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
-class ShuffleV1Unit(nn.Module):
+class ShuffleV1Unit(CheckpointedUnit):
     """The ShuffleNet unit of v1 paper Fig. 2 (b) (stride 1) and (c) (stride 2).
 
     1x1 group conv-BN-ReLU, channel shuffle, 3x3 depthwise (stride 1 or 2)-BN, 1x1
@@ -69,11 +68,6 @@ class ShuffleV1Unit(nn.Module):
         if self.stride == 2:
             return self.act(torch.cat((self.shortcut_pool(x), out), 1))
         return self.act(out + x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
 
 
 @MODELS.register_module()

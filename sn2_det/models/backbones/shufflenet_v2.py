@@ -13,12 +13,11 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 
 from mmdet.registry import MODELS
 
-from .staged_backbone import StagedBackbone
+from .staged_backbone import CheckpointedUnit, StagedBackbone
 from ...utils.validation import check_bool, check_choice
 
 # Output channels of stage2, stage3, stage4 and conv5 (paper Table 5).
@@ -47,7 +46,7 @@ def arch_args(widen_factor: float, downsample_split: str, star: bool,
                 star_act=star and star_act, star_proj=star and star_proj)
 
 
-class ShuffleUnit(nn.Module):
+class ShuffleUnit(CheckpointedUnit):
     """One building block of paper Fig. 3 (c) (stride 1) or (d) (stride 2).
 
     Stride 1: the identity half is the even channels of the input, the main branch
@@ -96,11 +95,6 @@ class ShuffleUnit(nn.Module):
             return torch.cat((self.branch_proj(x), self.branch_main(x)), 1)
         x_proj, x_main = x.unflatten(1, (-1, 2)).unbind(2)
         return torch.cat((x_proj, self.branch_main(x_main)), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
 
 
 @MODELS.register_module()

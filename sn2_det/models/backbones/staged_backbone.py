@@ -1,4 +1,5 @@
-"""The skeleton our backbones share: a stem, stages, optional final conv.
+"""The skeleton our backbones share: a stem, stages, optional final conv; and the
+building-block base with gradient checkpointing (:class:`CheckpointedUnit`).
 
 A subclass builds ``conv1`` and ``maxpool`` (the stem) and ``layers`` (the three
 stages at strides 8, 16, 32, then the final 1x1 conv where the network has one);
@@ -12,6 +13,8 @@ architecture a checkpoint records against ``arch_args()`` where a backbone has i
 from typing import Sequence
 
 import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -20,6 +23,18 @@ from ...utils.validation import check_bool, check_choice, check_out_indices
 
 DEFAULT_INIT = [dict(type='Kaiming', layer='Conv2d'),
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+
+
+class CheckpointedUnit(nn.Module):
+    """A building block: ``_forward`` runs under gradient checkpointing when
+    ``with_cp`` is set and gradients are needed (saves memory, recomputes)."""
+
+    with_cp = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
 
 
 class StrictPretrainedMixin:

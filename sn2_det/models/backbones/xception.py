@@ -23,12 +23,11 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer
 
 from mmdet.registry import MODELS
 
-from .staged_backbone import StagedBackbone
+from .staged_backbone import CheckpointedUnit, StagedBackbone
 from ...utils.validation import check_bool, check_choice
 
 # Stem (conv1) and stage2/3/4 output channels: Light-Head R-CNN Table 7 at 1x, scaled.
@@ -52,7 +51,7 @@ def separable_conv(in_channels: int, out_channels: int, stride: int,
                    act_cfg=act_cfg))
 
 
-class XceptionBlock(nn.Module):
+class XceptionBlock(CheckpointedUnit):
     """Bottleneck of three separable convs (receptive field 7), post-activation."""
 
     def __init__(self, in_channels: int, out_channels: int, mid_channels: int,
@@ -74,11 +73,6 @@ class XceptionBlock(nn.Module):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.residual(x) + self.shortcut(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
 
 
 @MODELS.register_module()
