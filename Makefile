@@ -4,16 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo clean
+.PHONY: install test demo clean
 
 install:
-	bash scripts/install.sh
+	VENV=$(VENV) bash scripts/install.sh
 
 test: install
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
-
-test-slow: install
-	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 demo: install
 	$(PY) tools/demo.py

@@ -144,9 +144,8 @@ def test_training_step_on_an_image_without_boxes():
 def test_detector_needs_two_features():
     cfg = Config.fromfile(str(ROOT / 'configs/lighthead_sn2.py'))
     cfg.model.backbone.out_indices = (2,)
-    model = MODELS.build(cfg.model)
     with pytest.raises(ValueError, match='out_indices'):
-        model.predict(torch.rand(1, 3, 64, 64), [_sample(64, 64, [], [])])
+        MODELS.build(cfg.model)
 
 
 def test_detector_flops_parts_add_up():
@@ -164,3 +163,12 @@ def test_detector_flops_parts_add_up():
     h, w = 256 // 16, 320 // 16
     k, cin, mid, out = 7, 96, 32, 490
     assert parts['neck'] == 2 * h * w * (k * cin * mid + k * mid * out)
+
+
+def test_conv5_can_feed_the_thin_map():
+    """The open point 'which feature makes the thin map' is one key."""
+    cfg = Config.fromfile(str(ROOT / 'configs/lighthead_sn2.py'))
+    cfg.model.backbone.out_indices = (1, 3)
+    model = MODELS.build(cfg.model)
+    assert model.neck.path_a[0].in_channels == 1024
+    assert model.rpn_head.rpn_conv.in_channels == 232

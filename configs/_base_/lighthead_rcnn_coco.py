@@ -1,7 +1,8 @@
 # Light-Head R-CNN, small setting "S" (Li et al. 2017), on COCO 2017 at 800x1200,
 # as the ShuffleNet V2 paper's detection experiment uses it (paper-facts.md Sec. 2, 4).
-# Backbone-agnostic: a config that inherits this sets model.backbone, the neck's
-# in_channels (last stage) and the RPN's in_channels (stride-16 stage).
+# Backbone-agnostic: a config that inherits this sets model.backbone (two outputs:
+# the stride-16 stage for the RPN, the last stage for the thin map); the neck's and
+# the RPN's in_channels are read from it unless set.
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',

@@ -16,8 +16,8 @@ metainfo = dict(classes=classes)
 model = dict(
     backbone=dict(widen_factor=0.5, out_indices=(0, 1), frozen_stages=-1,
                   norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False),
-    neck=dict(in_channels=96, mid_channels=32, kernel_size=7),
-    rpn_head=dict(in_channels=48, feat_channels=64,
+    neck=dict(mid_channels=32, kernel_size=7),
+    rpn_head=dict(feat_channels=64,
                   anchor_generator=dict(scales=[3, 6, 12], strides=[8])),
     roi_head=dict(
         bbox_roi_extractor=dict(featmap_strides=[16]),

@@ -13,6 +13,13 @@ from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 
 
+def _check_two_features(count: int) -> None:
+    if count < 2:
+        raise ValueError('LightHeadRCNN needs at least two features (RPN input, thin '
+                         'map); set backbone.out_indices to two stages, e.g. (1, 2) for '
+                         'ShuffleNetV2')
+
+
 @MODELS.register_module()
 class LightHeadRCNN(TwoStageDetector):
     """``neck.in_channels`` and ``rpn_head.in_channels`` may be left None: they are then
@@ -22,6 +29,7 @@ class LightHeadRCNN(TwoStageDetector):
     def __init__(self, backbone: dict, neck: dict, rpn_head: dict, **kwargs):
         if neck.get('in_channels') is None or rpn_head.get('in_channels') is None:
             channels = MODELS.build(backbone).out_channels
+            _check_two_features(len(channels))
             neck = dict(neck, in_channels=neck.get('in_channels') or channels[-1])
             rpn_head = dict(rpn_head,
                             in_channels=rpn_head.get('in_channels') or channels[-2])
@@ -29,10 +37,7 @@ class LightHeadRCNN(TwoStageDetector):
 
     def _split(self, batch_inputs):
         x = self.extract_feat(batch_inputs)
-        if len(x) < 2:
-            raise ValueError('LightHeadRCNN needs at least two features (RPN input, '
-                             'thin map); set backbone.out_indices to two stages, e.g. '
-                             '(1, 2) for ShuffleNetV2')
+        _check_two_features(len(x))
         return x[:-1], x[-1:]
 
     def _proposals(self, rpn_x, batch_data_samples):
