@@ -111,3 +111,21 @@ def test_two_process_distributed_training(tmp_path, toy_root):
     assert 'Distributed launcher: pytorch' in log and 'Distributed training: True' in log
     assert 'CPUDistributedDataParallel' in log or 'World size: 2' in log
     assert (work / 'epoch_1.pth').exists()
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(tmp_path, toy_root):
+    work = tmp_path / 'work'
+    common = ['--data-root', str(toy_root), '--work-dir', str(work), '--cfg-options',
+              *SMALL]
+    first = _run(['tools/train.py', TOY, *common, 'train_cfg.max_epochs=2',
+                  'train_cfg.val_interval=5'])
+    assert first.returncode == 0, first.stderr[-3000:]
+    newest = work / 'epoch_2.pth'
+    data = newest.read_bytes()
+    newest.write_bytes(data[:len(data) // 3])
+    resumed = _run(['tools/train.py', TOY, *common, 'train_cfg.max_epochs=3',
+                    'train_cfg.val_interval=5', '--resume'])
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert f'not resuming from {newest}' in log
+    assert 'Epoch(train) [2]' in log and 'Epoch(train) [1]' not in log

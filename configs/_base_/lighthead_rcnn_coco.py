@@ -100,4 +100,7 @@ test_dataloader = val_dataloader
 # linear warm-up; mmdet's 1x schedule (12 epochs, steps at 8 and 11), which the
 # papers do not fix. auto_scale_lr rescales lr for other total batch sizes.
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
+
+# A NaN or infinite loss stops the run, naming the iteration and the loss term.
+custom_hooks = [dict(type='NonFiniteLossHook')]
 auto_scale_lr = dict(enable=True, base_batch_size=16)

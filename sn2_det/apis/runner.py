@@ -13,6 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
+from ..engine.resume import latest_loadable_checkpoint
 
 
 def add_common_args(parser) -> None:
@@ -70,14 +71,16 @@ def load_config(config: str, work_dir: Optional[str] = None,
 
 def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
           auto_scale_lr: bool = False) -> Runner:
-    """Train as mmdet's tools/train.py does; ``resume='auto'`` takes the latest."""
+    """Train as mmdet's tools/train.py does; ``resume='auto'`` takes the newest
+    checkpoint of the work dir that loads (:mod:`sn2_det.engine.resume`)."""
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)
     if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        checkpoint = latest_loadable_checkpoint(cfg.work_dir)
+        cfg.resume, cfg.load_from = checkpoint is not None, checkpoint
     elif resume:
         cfg.resume, cfg.load_from = True, resume
     started = init_cpu_process_group(cfg)
