@@ -159,9 +159,11 @@ def test_detector_flops_parts_add_up():
     backbone_alone, _ = count_macs(model.backbone, torch.zeros(1, 3, 256, 320))
     assert parts['backbone'] == backbone_alone
     # the thin map: two paths of a k x 1 and a 1 x k conv on the stride-16 map
-    neck = model.neck
+    first, second = model.neck.path_a
     h, w = 256 // 16, 320 // 16
-    k, cin, mid, out = 7, 96, 32, 490
+    k, cin, mid, out = (first.kernel_size[0], first.in_channels, first.out_channels,
+                        second.out_channels)
+    assert (k, cin, mid, out) == (7, 96, 32, 490)
     assert parts['neck'] == 2 * h * w * (k * cin * mid + k * mid * out)
 
 

@@ -266,3 +266,13 @@ def test_arm_benchmark_rejects_bad_input(small_model, capsys):
     # a fixed size that agrees with the request is fine
     session = bench.make_session(model)
     assert bench.make_inputs(session, 1, (64, 96))['input'].shape == (1, 3, 64, 96)
+
+
+def test_benchmark_takes_a_fixed_batch_from_the_model(tmp_path):
+    path = export_backbone(backbone_from_name('shufflenet_v2', 0.5), str(tmp_path / 'b2.onnx'),
+                           shape=(64, 64), batch=2)
+    bench = _load_tool('arm_benchmark')
+    result = bench.benchmark(path, warmup=0, runs=1)
+    assert result['batch'] == 2 and result['inputs'] == {'input': [2, 3, 64, 64]}
+    with pytest.raises(ValueError, match='pass --batch 2'):
+        bench.benchmark(path, batch=1, warmup=0, runs=1)

@@ -80,3 +80,13 @@ def test_latest_loadable_checkpoint_skips_damaged_files(tmp_path):
     later = time.time() + 5
     os.utime(newer, (later, later))
     assert latest_loadable_checkpoint(str(tmp_path)) == str(good)
+
+
+def test_resume_never_picks_a_best_checkpoint(tmp_path):
+    epoch = tmp_path / 'epoch_3.pth'
+    torch.save(dict(state_dict={}, optimizer={}, meta=dict(epoch=3)), epoch)
+    best = tmp_path / 'best_accuracy_top1_epoch_3.pth'
+    torch.save(dict(state_dict={}, meta=dict(epoch=3)), best)  # no optimizer state
+    later = time.time() + 5
+    os.utime(best, (later, later))
+    assert latest_loadable_checkpoint(str(tmp_path)) == str(epoch)

@@ -42,9 +42,10 @@ def make_session(model, threads=1):
                                 providers=['CPUExecutionProvider'])
 
 
-def input_shape(name, dims, batch=1, shape=None):
+def input_shape(name, dims, batch=None, shape=None):
     """Concrete shape of one input: dim 0 is the batch, the last two of a 4-D input
-    are H and W. A fixed dim must agree with a requested value; a dynamic one takes it.
+    are H and W. A fixed dim must agree with a requested value; a dynamic one takes it
+    (a dynamic batch is 1 when none is requested).
     """
     wanted = {0: ('--batch', batch)}
     if len(dims) == 4 and shape is not None:
@@ -56,10 +57,12 @@ def input_shape(name, dims, batch=1, shape=None):
             if value is not None and value != dim:
                 raise ValueError(f'input {name!r} has fixed dim {axis} = {dim} '
                                  f'(shape {dims}); {flag} {value} does not fit: export the '
-                                 f'model at that size or leave {flag.split()[0]} out')
+                                 f'model at that size, or pass {flag.split()[0]} {dim}')
             out.append(dim)
         elif value is not None:
             out.append(value)
+        elif axis == 0:
+            out.append(1)
         else:
             hint = ('pass --shape H W' if len(dims) == 4 and axis in (2, 3) else
                     'only the batch (dim 0) and H, W of a 4-D input can be filled in')
@@ -68,9 +71,10 @@ def input_shape(name, dims, batch=1, shape=None):
     return out
 
 
-def make_inputs(session, batch=1, shape=None, seed=0):
+def make_inputs(session, batch=None, shape=None, seed=0):
     """Random feeds for every input of ``session`` (see ``input_shape``)."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                              or batch < 1):
         raise ValueError(f'batch must be a positive int, got {batch!r}')
     if shape is not None and (len(shape) != 2 or any(int(s) < 1 for s in shape)):
         raise ValueError(f'shape must be two positive ints H W, got {shape!r}')
@@ -133,10 +137,12 @@ def machine_info():
                 onnxruntime=ort.__version__)
 
 
-def benchmark(model, threads=1, batch=1, shape=None, warmup=10, runs=50):
-    """Time ``model``; returns the summary, settings, input shapes and machine."""
+def benchmark(model, threads=1, batch=None, shape=None, warmup=10, runs=50):
+    """Time ``model``; returns the summary, settings, input shapes and machine.
+    ``batch`` None: the model's own batch (1 when it is dynamic)."""
     session = make_session(model, threads)
     feeds = make_inputs(session, batch, shape)
+    batch = next(iter(feeds.values())).shape[0]
     latencies = time_runs(session, feeds, warmup, runs)
     result = dict(model=os.path.basename(model), **summarize(latencies, batch),
                   threads=threads, batch=batch, shape=list(shape) if shape else None,
@@ -152,7 +158,8 @@ def main(argv=None):
     parser.add_argument('model', help='the .onnx file')
     parser.add_argument('--threads', type=int, default=1,
                         help='intra- and inter-op threads of onnxruntime (default 1)')
-    parser.add_argument('--batch', type=int, default=1, help='batch size (default 1)')
+    parser.add_argument('--batch', type=int,
+                        help="batch size (default: the model's, 1 when it is dynamic)")
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size for dynamic H, W (default: from the model)')
     parser.add_argument('--warmup', type=int, default=10, help='untimed runs (default 10)')

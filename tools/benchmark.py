@@ -76,6 +76,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not (args.config or args.compare or args.official):
         parser.error('give a CONFIG, --compare CONFIG [CONFIG ...] or --official DIR')
+    if args.parts and not args.config:
+        parser.error('--parts times one CONFIG')
+    if args.checkpoint and not args.config:
+        parser.error('--checkpoint applies to one CONFIG (not --compare / --official)')
+    if args.official:  # the authors' code is timed on CPU in fp32 and deploy() rows
+        args.device, args.modes = 'cpu', ['fp32']
     import sn2_det  # noqa: F401
     common = dict(batch=args.batch, shape=args.shape, device=args.device,
                   backbone_only=args.backbone_only)

@@ -9,6 +9,7 @@ import argparse
 
 from sn2_det.analysis.complexity import (backbone_complexity, detector_complexity,
                                          shufflenet_v2_table)
+from sn2_det.models.backbones.table7 import classifier_cfg
 
 
 def main(argv=None):
@@ -26,7 +27,7 @@ def main(argv=None):
     from mmengine.config import Config
     cfg = Config.fromfile(args.config)
     if args.backbone_only:
-        result = backbone_complexity(cfg.model.backbone)
+        result = backbone_complexity(classifier_cfg(cfg.model.backbone.to_dict()))
         print(f'{cfg.model.backbone.type} at 224x224 with classifier: '
               f'{result["macs"] / 1e6:.1f} MFLOPs, {result["params"] / 1e6:.2f} M params')
         return

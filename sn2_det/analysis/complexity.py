@@ -75,20 +75,18 @@ def backbone_complexity(backbone_cfg: dict, input_size: int = 224,
 
 def detector_complexity(model: nn.Module, input_hw: Sequence[int] = (800, 1200)
                         ) -> Dict[str, object]:
-    """MACs of a built mmdet detector on one image of ``input_hw``, at test time.
+    """MACs of a built mmdet detector on one image of ``input_hw`` (padded to a
+    multiple of 32, as the data preprocessor does), at test time.
 
     The count of the second stage depends on how many proposals the RPN keeps, so
     it is measured on a real forward pass; parts are reported per top-level module.
     """
-    from mmdet.structures import DetDataSample
+    from .benchmark import make_inputs
 
-    h, w = input_hw
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                         pad_shape=(h, w), batch_input_shape=(h, w),
-                                         scale_factor=(1.0, 1.0)))
+    inputs, samples = make_inputs(1, input_hw, 'cpu')  # padded to 32, as the model runs
     torch.manual_seed(0)
     model = model.eval()
-    macs, parts = count_macs(model, torch.rand(1, 3, h, w), [sample], mode='predict')
+    macs, parts = count_macs(model, inputs, samples, mode='predict')
     return dict(macs=macs, params=count_params(model), parts=parts)
 
 

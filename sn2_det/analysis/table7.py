@@ -158,6 +158,7 @@ def write_outputs(out_dir: str, speeds: Dict[Cell, dict], mmaps: Dict[Cell, floa
                                  PAPER[name][level][1],
                                  f'{speed["spread_pct"]:.1f}' if speed else ''])
     Path(paths['json']).write_text(json.dumps(
-        [dict(backbone=n, level=lv, **speeds[(n, lv)]) for n, lv in speeds], indent=1))
+        [dict(backbone=n, level=lv, mmap=mmaps.get((n, lv)), **speeds[(n, lv)])
+         for n, lv in speeds], indent=1))
     plot(speeds, mmaps, paths['png'], device)
     return paths

@@ -40,9 +40,10 @@ def time_shares(model, inputs, samples, runs: int = 3, warmup: int = 1) -> Dict[
     with torch.no_grad():
         for _ in range(warmup):
             model.predict(inputs, samples, rescale=False)
-        for obj, name, key in targets:
-            setattr(obj, name, _timed(getattr(obj, name), bucket, key, sync))
+        saved = [(obj, name, obj.__dict__.get(name)) for obj, name, _ in targets]
         try:
+            for obj, name, key in targets:
+                setattr(obj, name, _timed(getattr(obj, name), bucket, key, sync))
             total = 0.0
             for _ in range(runs):
                 sync()
@@ -51,8 +52,11 @@ def time_shares(model, inputs, samples, runs: int = 3, warmup: int = 1) -> Dict[
                 sync()
                 total += time.perf_counter() - t0
         finally:
-            for obj, name, _ in targets:
-                delattr(obj, name)
+            for obj, name, before in saved:
+                if before is None:
+                    obj.__dict__.pop(name, None)
+                else:
+                    setattr(obj, name, before)
     bucket['post-processing'] = (bucket.pop('R-CNN all') - bucket['PS-RoI Align']
                                  - bucket['R-CNN subnet'])
     result = {part: dict(ms=1000 * bucket[part] / runs, share=bucket[part] / total)

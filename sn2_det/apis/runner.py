@@ -87,8 +87,10 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
     try:
         runner = Runner.from_cfg(cfg)
         runner.train()
-    finally:
-        destroy_cpu_process_group(started)
+    except BaseException:
+        destroy_cpu_process_group(started, failed=True)
+        raise
+    destroy_cpu_process_group(started)
     return runner
 
 
@@ -101,6 +103,9 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=out))
     started = init_cpu_process_group(cfg)
     try:
-        return Runner.from_cfg(cfg).test()
-    finally:
-        destroy_cpu_process_group(started)
+        metrics = Runner.from_cfg(cfg).test()
+    except BaseException:
+        destroy_cpu_process_group(started, failed=True)
+        raise
+    destroy_cpu_process_group(started)
+    return metrics

@@ -8,6 +8,7 @@ layout), for the tests of the pretraining code; a few dozen images take well und
 a second.
 """
 import json
+import shutil
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -44,7 +45,8 @@ def generate_toy_classification(root: str, num_train: int = 8, num_val: int = 4,
                                 seed: int = 0) -> Dict[str, str]:
     """Write ``num_train`` / ``num_val`` images per class under ``root``.
 
-    Does nothing when ``root`` already holds a set made with the same arguments.
+    Does nothing when ``root`` already holds a set made with the same arguments; else
+    the split folders are rewritten from scratch (no image of an older set stays).
     Returns the image folder of each split and the val annotation file.
     """
     root = Path(root)
@@ -53,8 +55,11 @@ def generate_toy_classification(root: str, num_train: int = 8, num_val: int = 4,
     stamp = root / 'params.json'
     out = {split: str(root / split) for split in SPLITS}
     out['val_ann_file'] = str(root / 'meta' / 'val.txt')
-    if stamp.exists() and json.loads(stamp.read_text()) == params:
+    if (stamp.exists() and json.loads(stamp.read_text()) == params
+            and all(Path(path).exists() for path in out.values())):
         return out
+    for split in SPLITS:
+        shutil.rmtree(root / split, ignore_errors=True)
     h, w = image_size
     lines = []
     for split, count, split_seed in (('train', num_train, seed),

@@ -9,9 +9,10 @@ difference from PyTorch, raising :class:`ONNXMismatchError` above ``atol``.
 Backbones come from an mmdet config (its ``model.backbone``, built with the
 config's ``init_cfg``) or from a name and width. The export uses torch's
 TorchScript-based exporter (``dynamo=False``): torch >= 2.9 defaults to the
-``torch.export``-based one, which needs the ``onnxscript`` package; the backbone
-holds only convolutions, BN, ReLU, max-pooling, concatenation and channel
-reshapes, which the TorchScript exporter covers at opset 17.
+``torch.export``-based one, which needs the ``onnxscript`` package; our backbones
+hold only convolutions, BN, ReLU / ReLU6, max- and average-pooling, additions,
+concatenation and channel reshapes, which the TorchScript exporter covers at
+opset 17.
 """
 import logging
 import os

@@ -27,7 +27,7 @@ def init_cpu_process_group(cfg) -> bool:
     :func:`destroy_cpu_process_group` (gloo's threads abort the interpreter at exit
     when the group is left open).
     """
-    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
         return False
     cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel',
                                  broadcast_buffers=False,
@@ -42,7 +42,10 @@ def init_cpu_process_group(cfg) -> bool:
     return True
 
 
-def destroy_cpu_process_group(started: bool) -> None:
+def destroy_cpu_process_group(started: bool, failed: bool = False) -> None:
+    """End the group :func:`init_cpu_process_group` started (no barrier after an
+    error: the other ranks may never reach it)."""
     if started and dist.is_initialized():
-        dist.barrier()
+        if not failed:
+            dist.barrier()
         dist.destroy_process_group()

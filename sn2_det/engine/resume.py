@@ -16,9 +16,11 @@ from ..utils.checkpoint import CheckpointError, safe_torch_load
 
 
 def latest_loadable_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest ``*.pth`` in ``work_dir`` that loads, or None."""
-    candidates = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime,
-                        reverse=True)
+    """The newest ``*.pth`` in ``work_dir`` that loads, or None; ``best_*.pth`` files
+    are skipped (mmengine saves them without optimizer and scheduler state)."""
+    candidates = sorted((p for p in glob.glob(osp.join(work_dir, '*.pth'))
+                         if not osp.basename(p).startswith('best_')),
+                        key=osp.getmtime, reverse=True)
     for path in candidates:
         try:
             safe_torch_load(path)

@@ -41,5 +41,7 @@ class TopKAccuracy(BaseMetric):
             self.results.append([bool(label in top[:k]) for k in self.topk])
 
     def compute_metrics(self, results: list) -> dict:
+        if not results:
+            return {f'top{k}': float('nan') for k in self.topk}
         hits = torch.tensor(results, dtype=torch.float64)
         return {f'top{k}': float(hits[:, i].mean() * 100) for i, k in enumerate(self.topk)}

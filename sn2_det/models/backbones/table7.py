@@ -34,6 +34,8 @@ _ROWS: Dict[str, Tuple[str, dict, Tuple[float, ...]]] = {
 # out_index of the classifier's input: the final 1x1 conv where the network has one.
 _CLASSIFIER_INDEX = dict(xception=2, shufflenet_v1=2, mobilenet_v2=3, shufflenet_v2=3,
                          shufflenet_v2_star=3)
+# The same per registered type: the output the paper's classifier reads.
+CLASSIFIER_OUT_INDEX = dict(Xception=2, ShuffleNetV1=2, StagedMobileNetV2=3, ShuffleNetV2=3)
 
 
 def table7_width(name: str, level: int) -> float:
@@ -52,6 +54,15 @@ def table7_backbone_cfg(name: str, level: int, **overrides) -> dict:
                norm_cfg=dict(type='BN', requires_grad=False))
     cfg.update(overrides)
     return cfg
+
+
+def classifier_cfg(backbone_cfg: dict) -> dict:
+    """A backbone config as the paper counts its FLOPs: up to the classifier's input
+    (the final 1x1 conv where the network has one), whatever its ``out_indices``."""
+    if backbone_cfg['type'] == 'Table7Backbone':
+        return table7_classifier_cfg(backbone_cfg['name'], backbone_cfg['level'])
+    check_choice('backbone type', backbone_cfg['type'], tuple(CLASSIFIER_OUT_INDEX))
+    return dict(backbone_cfg, out_indices=(CLASSIFIER_OUT_INDEX[backbone_cfg['type']],))
 
 
 def table7_classifier_cfg(name: str, level: int) -> dict:

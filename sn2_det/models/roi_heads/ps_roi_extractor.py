@@ -38,6 +38,8 @@ class PSRoIExtractor(BaseModule):
 
     def forward(self, feats: Sequence[torch.Tensor], rois: torch.Tensor,
                 roi_scale_factor: Optional[float] = None) -> torch.Tensor:
+        if roi_scale_factor is not None:
+            raise ValueError('PSRoIExtractor does not rescale RoIs (roi_scale_factor)')
         feat = feats[0]
         expected = self.out_channels * self.output_size ** 2
         if feat.shape[1] != expected:
