@@ -21,14 +21,11 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-from mmengine.config import Config
-from mmengine.hub import get_config
-from mmengine.registry import DefaultScope
 
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
 from ..engine.inference_mode import deploy
+from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
 
 MODES = ('fp32', 'deploy', 'channels_last', 'fp16', 'compile')
@@ -49,16 +46,9 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     post-processing work is identical across backbones (all proposals and classes
     reach NMS: the worst case), instead of varying with each random model.
     """
-    if isinstance(config, str):
-        cfg = get_config(config) if '::' in config else Config.fromfile(config)
-    else:
-        cfg = copy.deepcopy(config)
-    if cfg.get('custom_imports'):
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**cfg.custom_imports)
+    cfg = read_config(config) if isinstance(config, str) else copy.deepcopy(config)
     cfg.model.backbone.init_cfg = None
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(cfg.model)
+    model = build_in_mmdet_scope(cfg.model)
     if checkpoint:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu')

@@ -10,9 +10,8 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.registry import DefaultScope
 
-from mmdet.registry import MODELS
+from ..utils.config import build_in_mmdet_scope
 
 
 def count_macs(model: nn.Module, *inputs, **kwargs) -> Tuple[int, Dict[str, int]]:
@@ -65,8 +64,7 @@ def backbone_complexity(backbone_cfg: dict, input_size: int = 224,
     """MACs and parameters of a backbone with the paper's classifier (Table 5 protocol)."""
     cfg = copy.deepcopy(backbone_cfg)
     cfg['init_cfg'] = None
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        backbone = MODELS.build(cfg).eval()
+    backbone = build_in_mmdet_scope(cfg).eval()
     classifier = ImageNetClassifier(backbone, backbone.out_channels[-1], num_classes)
     macs, parts = count_macs(classifier, torch.zeros(1, 3, input_size, input_size))
     return dict(macs=macs, params=count_params(classifier),

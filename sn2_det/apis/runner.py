@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 from ..engine.resume import latest_loadable_checkpoint
+from ..utils.config import read_config
 
 
 def add_common_args(parser) -> None:
@@ -56,7 +57,7 @@ def set_data_root(cfg: Config, root: str) -> None:
 def load_config(config: str, work_dir: Optional[str] = None,
                 data_root: Optional[str] = None, cfg_options: Optional[dict] = None,
                 launcher: str = 'none') -> Config:
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if data_root:

@@ -22,13 +22,9 @@ from typing import Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.registry import DefaultScope
-from mmengine.utils import import_modules_from_strings
 
-from mmdet.registry import MODELS
-
+from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
 
 ATOL = 1e-4
@@ -45,8 +41,7 @@ class ONNXMismatchError(RuntimeError):
 
 def _build(cfg: dict) -> nn.Module:
     """Build under the mmdet scope and initialise, without mmengine's per-parameter log."""
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(cfg)
+    model = build_in_mmdet_scope(cfg)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -60,11 +55,7 @@ def _build(cfg: dict) -> nn.Module:
 def backbone_from_config(config: str) -> nn.Module:
     """The ``model.backbone`` of an mmdet config file (after its ``custom_imports``),
     initialised, in eval mode."""
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f'config file not found: {config}')
-    cfg = Config.fromfile(config)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg.custom_imports)
+    cfg = read_config(config)
     backbone = cfg.get('model', {}).get('backbone')
     if not backbone:
         raise ValueError(f'config {config} has no model.backbone to export')
