@@ -129,3 +129,34 @@ def test_resume_skips_a_truncated_newest_checkpoint(tmp_path, toy_root):
     assert resumed.returncode == 0, log[-3000:]
     assert f'not resuming from {newest}' in log
     assert 'Epoch(train) [2]' in log and 'Epoch(train) [1]' not in log
+
+
+def test_data_paths_checked_before_the_run(tmp_path, toy_root):
+    from sn2_det.apis.data_check import check_data_paths
+    cfg = Config.fromfile(TOY)
+    set_data_root(cfg, str(toy_root))
+    check_data_paths(cfg)
+    bad = tmp_path / 'list.json'
+    bad.write_text('[1, 2, 3]')
+    cfg.train_dataloader.dataset.ann_file = str(bad)
+    with pytest.raises(ValueError, match=r'train_dataloader.dataset.ann_file: .*list.json is '
+                                         r'not COCO JSON: missing images, annotations'):
+        check_data_paths(cfg)
+    notjson = tmp_path / 'notes.json'
+    notjson.write_text('not json at all')
+    cfg.train_dataloader.dataset.ann_file = str(notjson)
+    with pytest.raises(ValueError, match='notes.json is not JSON'):
+        check_data_paths(cfg)
+    cfg.val_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError, match='val_dataloader.dataset.data_root'):
+        check_data_paths(cfg, ('val',))
+
+
+def test_train_tool_names_a_missing_annotation_file(tmp_path, toy_root):
+    out = _run(['tools/train.py', TOY, '--data-root', str(toy_root), '--work-dir',
+                str(tmp_path / 'w'), '--cfg-options', *SMALL,
+                'train_dataloader.dataset.ann_file=annotations/missing.json'])
+    assert out.returncode != 0
+    assert 'train_dataloader.dataset.ann_file' in out.stderr
+    assert 'missing.json does not exist' in out.stderr
+    assert 'Epoch(train)' not in out.stdout + out.stderr

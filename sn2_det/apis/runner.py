@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 from ..engine.resume import latest_loadable_checkpoint
 from ..utils.config import read_config
+from .data_check import check_data_paths
 
 
 def add_common_args(parser) -> None:
@@ -79,6 +80,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)
+    check_data_paths(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
     if resume == 'auto':
         checkpoint = latest_loadable_checkpoint(cfg.work_dir)
         cfg.resume, cfg.load_from = checkpoint is not None, checkpoint
@@ -97,6 +99,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
 
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
     """Evaluate ``checkpoint``; returns the metrics (and dumps predictions to ``out``)."""
+    check_data_paths(cfg, ('test',))
     cfg.load_from = checkpoint
     if out:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
