@@ -101,9 +101,7 @@ class ShuffleNetV1(StagedBackbone):
         stem_channels, *stage_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        self.conv1 = ConvModule(in_channels, stem_channels, 3, 2, 1, **common)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layers = nn.ModuleList()
+        self._build_stem(in_channels, stem_channels, **common)
         channels = stem_channels
         for stage, (repeats, out_channels) in enumerate(zip(STAGE_REPEATS, stage_channels)):
             units = [ShuffleV1Unit(channels, out_channels, 2, group_first=stage > 0,
@@ -112,6 +110,4 @@ class ShuffleNetV1(StagedBackbone):
                       for _ in range(repeats - 1)]
             self.layers.append(nn.Sequential(*units))
             channels = out_channels
-        self.out_channels = [stage_channels[i] for i in self.out_indices]
-        self.out_strides = [(8, 16, 32)[i] for i in self.out_indices]
-        self._freeze_stages()
+        self._set_outputs(stage_channels, (8, 16, 32))

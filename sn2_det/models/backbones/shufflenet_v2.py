@@ -151,9 +151,7 @@ class ShuffleNetV2(StagedBackbone):
         self.arch_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        self.conv1 = ConvModule(in_channels, STEM_CHANNELS, 3, 2, 1, **common)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layers = nn.ModuleList()
+        self._build_stem(in_channels, STEM_CHANNELS, **common)
         channels = STEM_CHANNELS
         for repeats, out_channels in zip(STAGE_REPEATS, self.arch_channels):
             proj = channels if downsample_split == 'official' else out_channels // 2
@@ -165,9 +163,7 @@ class ShuffleNetV2(StagedBackbone):
             self.layers.append(nn.Sequential(*units))
             channels = out_channels
         self.layers.append(ConvModule(channels, self.arch_channels[3], 1, **common))
-        self.out_channels = [self.arch_channels[i] for i in self.out_indices]
-        self.out_strides = [(8, 16, 32, 32)[i] for i in self.out_indices]
-        self._freeze_stages()
+        self._set_outputs(self.arch_channels, (8, 16, 32, 32))
 
     def arch_args(self) -> dict:
         """The constructor arguments that fix the parameter shapes and routing."""

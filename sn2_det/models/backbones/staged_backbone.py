@@ -1,9 +1,10 @@
 """The skeleton our backbones share: a stem, stages, optional final conv; and the
 building-block base with gradient checkpointing (:class:`CheckpointedUnit`).
 
-A subclass builds ``conv1`` and ``maxpool`` (the stem) and ``layers`` (the three
-stages at strides 8, 16, 32, then the final 1x1 conv where the network has one);
-this class checks and applies the common arguments: ``out_indices`` index
+A subclass calls ``_build_stem`` (``conv1``, ``maxpool``), appends to ``layers`` the
+three stages at strides 8, 16, 32 (then the final 1x1 conv where the network has
+one) and ends with ``_set_outputs``; this class checks and applies the common
+arguments: ``out_indices`` index
 ``layers``; ``frozen_stages`` -1 freezes nothing, 0 the stem, k the stem and the
 first k stages; ``norm_eval`` keeps BN layers in eval mode while training;
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads strictly,
@@ -15,6 +16,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -61,6 +63,19 @@ class StagedBackbone(StrictPretrainedMixin, BaseModule):
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+
+    def _build_stem(self, in_channels: int, stem_channels: int, **conv_args):
+        """conv1 (3x3, stride 2, ConvModule) and maxpool (3x3, stride 2), shared by
+        every backbone here, and an empty ``layers`` for the subclass to fill."""
+        self.conv1 = ConvModule(in_channels, stem_channels, 3, 2, 1, **conv_args)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layers = nn.ModuleList()
+
+    def _set_outputs(self, channels: Sequence[int], strides: Sequence[int]):
+        """``out_channels`` / ``out_strides`` of the selected outputs, then freezing."""
+        self.out_channels = [channels[i] for i in self.out_indices]
+        self.out_strides = [strides[i] for i in self.out_indices]
+        self._freeze_stages()
 
     def _freeze_stages(self):
         frozen = ([self.conv1] if self.frozen_stages >= 0 else []) + \

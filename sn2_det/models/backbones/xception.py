@@ -113,9 +113,7 @@ class Xception(StagedBackbone):
         stem_channels, *stage_channels = ARCH_CHANNELS[self.widen_factor]
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        self.conv1 = ConvModule(in_channels, stem_channels, 3, 2, 1, **common)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layers = nn.ModuleList()
+        self._build_stem(in_channels, stem_channels, **common)
         channels = stem_channels
         for repeats, out_channels in zip(STAGE_REPEATS, stage_channels):
             mid_channels = max(1, int(out_channels * bottleneck_ratio))
@@ -125,6 +123,4 @@ class Xception(StagedBackbone):
                       for i in range(repeats)]
             self.layers.append(nn.Sequential(*blocks))
             channels = out_channels
-        self.out_channels = [stage_channels[i] for i in self.out_indices]
-        self.out_strides = [(8, 16, 32)[i] for i in self.out_indices]
-        self._freeze_stages()
+        self._set_outputs(stage_channels, (8, 16, 32))
