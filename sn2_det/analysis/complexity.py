@@ -46,26 +46,13 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-class ImageNetClassifier(nn.Module):
-    """A backbone's last output, global average pooling and a linear classifier."""
-
-    def __init__(self, backbone: nn.Module, channels: int, num_classes: int = 1000):
-        super().__init__()
-        self.backbone = backbone
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x):
-        x = self.backbone(x)[-1]
-        return self.fc(x.mean((2, 3)))
-
-
 def backbone_complexity(backbone_cfg: dict, input_size: int = 224,
                         num_classes: int = 1000) -> Dict[str, int]:
     """MACs and parameters of a backbone with the paper's classifier (Table 5 protocol)."""
     cfg = copy.deepcopy(backbone_cfg)
     cfg['init_cfg'] = None
-    backbone = build_in_mmdet_scope(cfg).eval()
-    classifier = ImageNetClassifier(backbone, backbone.out_channels[-1], num_classes)
+    classifier = build_in_mmdet_scope(
+        dict(type='ImageClassifier', backbone=cfg, num_classes=num_classes)).eval()
     macs, parts = count_macs(classifier, torch.zeros(1, 3, input_size, input_size))
     return dict(macs=macs, params=count_params(classifier),
                 classifier_macs=parts.get('fc', 0))
