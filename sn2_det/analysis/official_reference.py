@@ -7,6 +7,7 @@ weights and random BN statistics; those weights are converted to our layout
 (:func:`convert_shufflenet_v2`), so both compute the same function; features up to
 conv5 are compared, then timed interleaved.
 """
+import copy
 import importlib.util
 import os
 import sys
@@ -77,7 +78,7 @@ def compare_with_official(path: str, widen_factor: float = 1.0, batch: int = 4,
     difference of its conv5 output from theirs relative to their largest value.
     """
     official, ours = official_and_ours(path, widen_factor)
-    fused = deploy(official_and_ours(path, widen_factor)[1])
+    fused = deploy(copy.deepcopy(ours))
     x = torch.randn(batch, 3, *shape, generator=torch.Generator().manual_seed(1))
     x_last = x.contiguous(memory_format=torch.channels_last)
     runs = [('authors\' code (eager)', official, x), ('ours, as trained', ours, x),
