@@ -11,9 +11,10 @@ The one difference: a RoI of zero size gets one sample per bin here, where
 torchvision divides 0 by 0.
 
 The pure-PyTorch path is vectorised: bilinear weights are separable in y and x, so
-all K*kh*kw*samples*4 taps are one ``index_select`` over a channels-last view of the
-input. It runs on CPU and GPU, has autograd, and exports to ONNX (with a fixed
-``sampling_ratio``). Where torchvision imports (CUDA machines) its kernel is used.
+each bin is a bag of samples*4 weighted taps into a channels-last view of the input,
+summed by one ``embedding_bag`` (an ``index_select`` and a sum under ONNX export,
+tested against each other). It runs on CPU and GPU, has autograd, and exports to
+ONNX (with a fixed ``sampling_ratio``). Where torchvision imports (CUDA machines) its kernel is used.
 """
 from typing import Tuple, Union
 
@@ -127,20 +128,26 @@ def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio):
     xs, wx = _axis_taps(x1, (x2 - x1) / kw, grid_w, kw, max_w, width)
 
     # Rows of a (N*kh*kw*H*W, C) channels-last table: ((b*kh + i)*kw + j)*H*W + y*W + x.
+    # Each bin is a bag of Gh*2 x Gw*2 taps, laid out (y taps, x taps) so that the
+    # index and weight products broadcast over two trailing dims only.
     table = input.reshape(n, channels, kh * kw, height * width).permute(0, 2, 3, 1)
     table = table.reshape(-1, channels)
-    i = torch.arange(kh, device=input.device).view(1, kh, 1, 1, 1, 1, 1, 1)
-    j = torch.arange(kw, device=input.device).view(1, 1, kw, 1, 1, 1, 1, 1)
-    plane = (batch.view(-1, 1, 1, 1, 1, 1, 1, 1) * kh + i) * kw + j
-    y = ys.view(-1, kh, 1, max_h, 1, 2, 1, 1)
-    x = xs.view(-1, 1, kw, 1, max_w, 1, 2, 1)
-    index = (plane * height + y) * width + x  # (K, kh, kw, Gh, Gw, 2, 2, 1)
-    taps = table.index_select(0, index.reshape(-1))
-    taps = taps.view(*index.shape[:-1], channels)
-    weight = wy.view(-1, kh, 1, max_h, 1, 2, 1, 1) * wx.view(-1, 1, kw, 1, max_w, 1, 2, 1)
-    out = (taps * weight).sum((3, 4, 5, 6))  # (K, kh, kw, C)
-    count = (grid_h * grid_w).to(input.dtype).view(-1, 1, 1, 1)
-    return (out / count).permute(0, 3, 1, 2).contiguous()
+    i = torch.arange(kh, device=input.device).view(1, kh, 1, 1, 1)
+    j = torch.arange(kw, device=input.device).view(1, 1, kw, 1, 1)
+    plane = (batch.view(-1, 1, 1, 1, 1) * kh + i) * kw + j
+    rows = (plane * height + ys.view(-1, kh, 1, max_h * 2, 1)) * width
+    index = rows + xs.view(-1, 1, kw, 1, max_w * 2)  # (K, kh, kw, Gh*2, Gw*2)
+    count = (grid_h * grid_w).to(input.dtype).view(-1, 1, 1, 1, 1)
+    weight = (wy.view(-1, kh, 1, max_h * 2, 1) / count) * wx.view(-1, 1, kw, 1, max_w * 2)
+    bags, taps = rois.shape[0] * kh * kw, max_h * max_w * 4
+    index, weight = index.reshape(bags, taps), weight.reshape(bags, taps)
+    if torch.onnx.is_in_onnx_export():
+        out = (table.index_select(0, index.reshape(-1)).view(bags, taps, channels)
+               * weight.unsqueeze(-1)).sum(1)
+    else:  # the same weighted sum, fused: no (bags, taps, C) intermediate
+        out = torch.nn.functional.embedding_bag(index, table, per_sample_weights=weight,
+                                                mode='sum')
+    return out.view(-1, kh, kw, channels).permute(0, 3, 1, 2).contiguous()
 
 
 def ps_roi_pool(input: torch.Tensor, rois: torch.Tensor, output_size: Size,
