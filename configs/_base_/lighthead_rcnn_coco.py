@@ -22,7 +22,8 @@ model = dict(
     neck=dict(type='LargeSeparableConv', mid_channels=64, out_channels=490,
               kernel_size=15),
     rpn_head=dict(
-        type='RPNHead',
+        # mmdet's RPNHead; its NMS stops once max_per_img proposals are kept.
+        type='TopKNMSRPNHead',
         feat_channels=256,  # one 3x3 conv of 256 channels
         anchor_generator=dict(
             type='AnchorGenerator',
@@ -39,7 +40,9 @@ model = dict(
                                 out_channels=10, featmap_strides=[32],
                                 sampling_ratio=2),
         bbox_head=dict(
-            type='ConvFCBBoxHead',  # one FC of 2048 + ReLU, then cls and reg
+            # mmdet's ConvFCBBoxHead, its class-wise NMS stopping at max_per_img:
+            # one FC of 2048 + ReLU, then cls and reg.
+            type='TopKNMSBBoxHead',
             num_shared_convs=0,
             num_shared_fcs=1,
             in_channels=10,

@@ -1,5 +1,6 @@
 from .backbones import *  # noqa: F401,F403
 from .classifiers import *  # noqa: F401,F403
+from .dense_heads import *  # noqa: F401,F403
 from .detectors import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .roi_heads import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .topk_nms_rpn_head import TopKNMSRPNHead
+
+__all__ = ['TopKNMSRPNHead']
