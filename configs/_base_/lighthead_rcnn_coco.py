@@ -81,23 +81,29 @@ model = dict(
                   max_per_img=100)))
 
 # Short side 800, long side at most 1200; horizontal flip in training.
+# Bad data (issue 7, docs/reliability.md): training skips an unreadable image with a
+# warning and stops when more than 1% of the loads fail; evaluation counts unreadable
+# images and leaves them out of the COCO metric; annotations pass written rules.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageSafely', on_unreadable='skip', max_unreadable_share=0.01),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(1200, 800), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageSafely'),  # unreadable: a marked placeholder
     dict(type='Resize', scale=(1200, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                    'img_unreadable')),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset', pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset', pipeline=test_pipeline))
 test_dataloader = val_dataloader
+val_evaluator = dict(type='CheckedCocoMetric')
+test_evaluator = val_evaluator
 
 # SGD, lr 0.01 for 16 images a step (8 GPUs x 2), momentum 0.9, weight decay 1e-4,
 # linear warm-up; mmdet's 1x schedule (12 epochs, steps at 8 and 11), which the

@@ -28,18 +28,19 @@ model = dict(
     test_cfg=dict(rpn=dict(nms_pre=600, max_per_img=100)))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageSafely', on_unreadable='skip', max_unreadable_share=0.01),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(256, 256), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageSafely'),  # unreadable: a marked placeholder
     dict(type='Resize', scale=(256, 256), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                    'img_unreadable')),
 ]
 train_dataloader = dict(
     batch_size=8, num_workers=1, persistent_workers=True,

@@ -12,6 +12,9 @@ COCO_KEYS = ('images', 'annotations', 'categories')
 # Parsing a very large annotation file twice costs time; above this size only its
 # first character is checked here (mmdet parses it right after).
 FULL_PARSE_BYTES = 100 * 2 ** 20
+# mmdet's COCO types and ours that extend them (sn2_det.datasets, sn2_det.evaluation).
+COCO_DATASETS = ('CocoDataset', 'CheckedCocoDataset')
+COCO_METRICS = ('CocoMetric', 'CheckedCocoMetric')
 
 
 def _check_coco_json(key: str, path: str) -> None:
@@ -44,7 +47,7 @@ def _check_dataset(key: str, dataset: dict) -> None:
         path = ann if osp.isabs(ann) else osp.join(root, ann)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{key}.ann_file: {path} does not exist')
-        if dataset.get('type') == 'CocoDataset':
+        if dataset.get('type') in COCO_DATASETS:
             _check_coco_json(f'{key}.ann_file', path)
 
 
@@ -58,7 +61,7 @@ def check_data_paths(cfg, splits=('train', 'val', 'test')) -> None:
         for i, evaluator in enumerate(evaluators if isinstance(evaluators, (list, tuple))
                                       else [evaluators] if evaluators else []):
             ann = evaluator.get('ann_file')
-            if evaluator.get('type') == 'CocoMetric' and ann:
+            if evaluator.get('type') in COCO_METRICS and ann:
                 key = f'{split}_evaluator' + (f'[{i}]' if isinstance(evaluators, list) else '')
                 if not osp.isfile(ann):
                     raise FileNotFoundError(f'{key}.ann_file: {ann} does not exist')

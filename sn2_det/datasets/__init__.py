@@ -1,1 +1,5 @@
 from . import image_folder  # noqa: F401  (registers ImageFolderDataset and its transforms)
+from .checked_coco import CheckedCocoDataset
+from .transforms import LoadImageSafely
+
+__all__ = ['CheckedCocoDataset', 'LoadImageSafely']

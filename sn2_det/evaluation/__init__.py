@@ -1,3 +1,4 @@
 from .accuracy import TopKAccuracy
+from .robust_coco_metric import CheckedCocoMetric
 
-__all__ = ['TopKAccuracy']
+__all__ = ['TopKAccuracy', 'CheckedCocoMetric']

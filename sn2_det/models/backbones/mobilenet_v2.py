@@ -13,7 +13,7 @@ from mmdet.models.backbones import MobileNetV2
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from .staged_backbone import StrictPretrainedMixin
+from .staged_backbone import KnownArgumentsMixin, StrictPretrainedMixin
 from ...utils.validation import check_bool, check_choice, check_out_indices
 
 # mmdet layer index (0 = layer1 ... 6 = layer7, 7 = conv2) of each of our out_indices.
@@ -24,7 +24,7 @@ STRIDES = (8, 16, 32, 32)
 
 
 @MODELS.register_module()
-class StagedMobileNetV2(StrictPretrainedMixin, MobileNetV2):
+class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2):
     """mmdet's MobileNetV2 (Sandler et al. 2018) with stage-numbered outputs.
 
     Args:

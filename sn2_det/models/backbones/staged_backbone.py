@@ -10,7 +10,11 @@ first k stages; ``norm_eval`` keeps BN layers in eval mode while training;
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads strictly,
 naming mismatched keys and shapes (mmengine's loader only warns), and checks the
 architecture a checkpoint records against ``arch_args()`` where a backbone has it.
+An unknown constructor argument is a TypeError naming it and the valid ones
+(:class:`KnownArgumentsMixin`).
 """
+import difflib
+import inspect
 from typing import Sequence
 
 import torch
@@ -39,6 +43,24 @@ class CheckpointedUnit(nn.Module):
         return self._forward(x)
 
 
+class KnownArgumentsMixin:
+    """Reject an unknown keyword argument of the constructor, naming it, the closest
+    valid one and all valid ones (Python's own error names only the unknown one)."""
+
+    def __new__(cls, *args, **kwargs):
+        params = inspect.signature(cls.__init__).parameters
+        valid = [name for name, p in params.items() if name != 'self'
+                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [name for name in kwargs if name not in valid]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ''
+            raise TypeError(f'{cls.__name__} has no argument '
+                            f'{", ".join(map(repr, unknown))}{hint}; its arguments are '
+                            f'{", ".join(valid)}')
+        return super().__new__(cls)
+
+
 class StrictPretrainedMixin:
     """``init_cfg`` type 'Pretrained' through :func:`load_backbone_checkpoint`."""
 
@@ -52,7 +74,7 @@ class StrictPretrainedMixin:
         super().init_weights()
 
 
-class StagedBackbone(StrictPretrainedMixin, BaseModule):
+class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
 
     def __init__(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
                  num_outputs: int, init_cfg=None):
