@@ -190,9 +190,9 @@ def test_arm_benchmark_imports_nothing_but_stdlib_numpy_onnxruntime():
     assert names - set(sys.stdlib_module_names) == {'numpy', 'onnxruntime'}
 
 
-def test_arm_benchmark_runs_without_torch(tmp_path, small_model):
-    _, model = small_model
-    out = tmp_path / 'result.json'
+def run_benchmark_without_torch(args, cwd):
+    """tools/arm_benchmark.py with ``args`` in a Python where torch, mmcv, mmdet,
+    mmengine and sn2_det cannot be imported."""
     code = ('import runpy, sys\n'
             f'for name in {BLOCKED!r}:\n'
             '    sys.modules[name] = None\n'
@@ -204,10 +204,16 @@ def test_arm_benchmark_runs_without_torch(tmp_path, small_model):
             '    raise SystemExit("torch is importable")\n'
             f'sys.argv = [{BENCH!r}] + sys.argv[1:]\n'
             'runpy.run_path(sys.argv[0], run_name="__main__")\n')
-    proc = subprocess.run(
-        [sys.executable, '-c', code, model, '--runs', '3', '--warmup', '1', '--json',
-         str(out)], cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=300)
+    return subprocess.run([sys.executable, '-c', code, *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'},
+                          timeout=300)
+
+
+def test_arm_benchmark_runs_without_torch(tmp_path, small_model):
+    _, model = small_model
+    out = tmp_path / 'result.json'
+    proc = run_benchmark_without_torch(
+        [model, '--runs', '3', '--warmup', '1', '--json', str(out)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'latency ms: median' in proc.stdout and 'images/s' in proc.stdout
     result = json.loads(out.read_text())

@@ -6,10 +6,14 @@ board next to a model exported by tools/export_onnx.py (see docs/arm.md):
     pip install numpy onnxruntime
     python arm_benchmark.py sn2_1.0x_224.onnx --threads 1 --json board.json
 
-Inputs are standard-normal float noise of the model's input shape; a dynamic batch
-dimension takes --batch, dynamic H and W of a 4-D input take --shape. After --warmup
-runs, each of --runs runs is timed with time.perf_counter; prints the median, min
-and max latency in ms and images per second (batch / median), and writes them with
+Inputs are standard-normal float noise of the model's input shape (what a backbone
+sees after normalisation), except a float input named ``image`` (the whole detector
+of tools/export_onnx.py --detector, which normalises inside), which gets a picture:
+a smooth colour gradient with filled rectangles and discs, 0..255 (--feed picks
+either). A dynamic batch dimension takes --batch, dynamic H and W of a 4-D input
+take --shape. After --warmup runs, each of --runs runs is timed with
+time.perf_counter; prints the median, min and max latency in ms and images per
+second (batch / median), and writes them with the output shapes of the last run,
 the machine, onnxruntime version and settings to --json.
 """
 import argparse
@@ -71,8 +75,38 @@ def input_shape(name, dims, batch=None, shape=None):
     return out
 
 
-def make_inputs(session, batch=None, shape=None, seed=0):
-    """Random feeds for every input of ``session`` (see ``input_shape``)."""
+FEEDS = ('auto', 'noise', 'picture')
+
+
+def picture(dims, rng):
+    """(N, 3, H, W) float pictures, values 0..255: a colour gradient between random
+    corner colours with six filled rectangles or discs of random colour and size."""
+    n, channels, h, w = dims
+    y = np.linspace(0, 1, h).reshape(h, 1, 1)
+    x = np.linspace(0, 1, w).reshape(1, w, 1)
+    ys, xs = np.ogrid[:h, :w]
+    out = np.empty((n, h, w, channels), np.float32)
+    for image in out:
+        corners = rng.uniform(0, 255, (4, channels))
+        image[:] = ((1 - y) * (1 - x) * corners[0] + (1 - y) * x * corners[1]
+                    + y * (1 - x) * corners[2] + y * x * corners[3])
+        for _ in range(6):
+            size = rng.uniform(0.1, 0.4) * min(h, w)
+            cy, cx = rng.uniform(size / 2, h - size / 2), rng.uniform(size / 2, w - size / 2)
+            if rng.random() < 0.5:
+                mask = (np.abs(ys - cy) <= size / 2) & (np.abs(xs - cx) <= size / 2)
+            else:
+                mask = (ys - cy) ** 2 + (xs - cx) ** 2 <= (size / 2) ** 2
+            image[mask] = rng.uniform(0, 255, channels)
+    return out.transpose(0, 3, 1, 2).copy()
+
+
+def make_inputs(session, batch=None, shape=None, seed=0, feed='auto'):
+    """Feeds for every input of ``session`` (see ``input_shape``): ``feed`` 'noise'
+    (standard normal), 'picture' (:func:`picture`, for 4-D float inputs with 3
+    channels) or 'auto' (a picture for a float input named ``image``, else noise)."""
+    if feed not in FEEDS:
+        raise ValueError(f'feed must be one of {FEEDS}, got {feed!r}')
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
                               or batch < 1):
         raise ValueError(f'batch must be a positive int, got {batch!r}')
@@ -86,7 +120,13 @@ def make_inputs(session, batch=None, shape=None, seed=0):
                              f'{", ".join(ORT_TYPES)}')
         dtype = ORT_TYPES[node.type]
         dims = input_shape(node.name, node.shape, batch, shape)
-        if np.issubdtype(dtype, np.floating):
+        as_picture = feed == 'picture' or (feed == 'auto' and node.name == 'image')
+        if np.issubdtype(dtype, np.floating) and as_picture:
+            if len(dims) != 4 or dims[1] != 3:
+                raise ValueError(f'input {node.name!r} has shape {dims}; a picture feed '
+                                 f'needs (N, 3, H, W): pass --feed noise')
+            feeds[node.name] = picture(dims, rng).astype(dtype)
+        elif np.issubdtype(dtype, np.floating):
             feeds[node.name] = rng.standard_normal(dims).astype(dtype)
         else:
             feeds[node.name] = np.zeros(dims, dtype=dtype)
@@ -94,7 +134,8 @@ def make_inputs(session, batch=None, shape=None, seed=0):
 
 
 def time_runs(session, feeds, warmup=10, runs=50):
-    """Latencies in ms of ``runs`` timed runs after ``warmup`` untimed ones."""
+    """Latencies in ms of ``runs`` timed runs after ``warmup`` untimed ones, and the
+    outputs of the last run."""
     if warmup < 0 or runs < 1:
         raise ValueError(f'need warmup >= 0 and runs >= 1, got {warmup} and {runs}')
     for _ in range(warmup):
@@ -102,9 +143,9 @@ def time_runs(session, feeds, warmup=10, runs=50):
     latencies = []
     for _ in range(runs):
         start = time.perf_counter()
-        session.run(None, feeds)
+        outputs = session.run(None, feeds)
         latencies.append((time.perf_counter() - start) * 1e3)
-    return latencies
+    return latencies, outputs
 
 
 def summarize(latencies, batch):
@@ -137,16 +178,19 @@ def machine_info():
                 onnxruntime=ort.__version__)
 
 
-def benchmark(model, threads=1, batch=None, shape=None, warmup=10, runs=50):
-    """Time ``model``; returns the summary, settings, input shapes and machine.
-    ``batch`` None: the model's own batch (1 when it is dynamic)."""
+def benchmark(model, threads=1, batch=None, shape=None, warmup=10, runs=50,
+              feed='auto'):
+    """Time ``model``; returns the summary, settings, input and output shapes and
+    machine. ``batch`` None: the model's own batch (1 when it is dynamic)."""
     session = make_session(model, threads)
-    feeds = make_inputs(session, batch, shape)
+    feeds = make_inputs(session, batch, shape, feed=feed)
     batch = next(iter(feeds.values())).shape[0]
-    latencies = time_runs(session, feeds, warmup, runs)
+    latencies, outputs = time_runs(session, feeds, warmup, runs)
+    names = [node.name for node in session.get_outputs()]
     result = dict(model=os.path.basename(model), **summarize(latencies, batch),
                   threads=threads, batch=batch, shape=list(shape) if shape else None,
-                  inputs={name: list(x.shape) for name, x in feeds.items()},
+                  feed=feed, inputs={name: list(x.shape) for name, x in feeds.items()},
+                  outputs={name: list(np.shape(x)) for name, x in zip(names, outputs)},
                   warmup=warmup, runs=runs, latencies_ms=latencies)
     result.update(machine_info())
     return result
@@ -164,11 +208,14 @@ def main(argv=None):
                         help='input size for dynamic H, W (default: from the model)')
     parser.add_argument('--warmup', type=int, default=10, help='untimed runs (default 10)')
     parser.add_argument('--runs', type=int, default=50, help='timed runs (default 50)')
+    parser.add_argument('--feed', choices=FEEDS, default='auto',
+                        help="input values: 'noise', 'picture' or 'auto' (a picture for "
+                             "an input named image, else noise; default)")
     parser.add_argument('--json', metavar='OUT', help='write the results to this file')
     args = parser.parse_args(argv)
     try:
         result = benchmark(args.model, args.threads, args.batch, args.shape,
-                           args.warmup, args.runs)
+                           args.warmup, args.runs, args.feed)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(f'{result["model"]}  inputs {result["inputs"]}  threads {args.threads}  '
@@ -177,6 +224,7 @@ def main(argv=None):
     print(f'latency ms: median {result["median_ms"]:.2f}  min {result["min_ms"]:.2f}  '
           f'max {result["max_ms"]:.2f}  ({args.runs} runs)  '
           f'{result["images_per_s"]:.2f} images/s')
+    print(f'outputs of the last run: {result["outputs"]}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=2)

@@ -45,7 +45,9 @@ def _draw(mask: np.ndarray, label: int, cx: float, cy: float, size: float,
     cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
 
 
-def _image(rng: np.random.Generator, h: int, w: int, max_objects: int):
+def draw_image(rng: np.random.Generator, h: int, w: int, max_objects: int):
+    """One toy picture (h, w, 3) uint8 with 1..max_objects shapes, their boxes (x1, y1,
+    x2, y2) and labels."""
     img = _background(rng, h, w)
     boxes, labels, taken = [], [], np.zeros((h, w), bool)
     for _ in range(int(rng.integers(1, max_objects + 1))):
@@ -96,7 +98,7 @@ def generate_toy_shapes(root: str, num_train: int = 600, num_val: int = 100,
         rng = np.random.default_rng(split_seed)
         images, annotations = [], []
         for index in range(count):
-            img, boxes, labels = _image(rng, h, w, max_objects)
+            img, boxes, labels = draw_image(rng, h, w, max_objects)
             name = f'{index:05d}.png'
             cv2.imwrite(str(root / split / name), img)
             images.append(dict(id=index + 1, file_name=name, height=h, width=w))
