@@ -4,13 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test demo clean
+.PHONY: install test test-slow demo clean
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
 
 test: install
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The long checks (@pytest.mark.slow): a SIGKILLed run resumed to the same losses and
+# weights, distributed runs whose peer dies or hangs, memory under load, ...
+test-slow: install
+	OMP_NUM_THREADS=2 $(PY) -m pytest -q -s -m slow $(PYTEST_ARGS)
 
 demo: install
 	$(PY) tools/demo.py

@@ -418,7 +418,8 @@ def test_table7_cell_that_does_not_exist(key, value, message):
 def test_configs_load_images_safely_and_stay_usable_for_inference(config):
     from mmdet.utils import get_test_pipeline_cfg
     cfg = Config.fromfile(str(ROOT / config))
-    assert cfg.train_dataloader.dataset.type == 'CheckedCocoDataset'
+    assert cfg.train_dataloader.dataset.type == 'SeededDataset'  # wraps ...
+    assert cfg.train_dataloader.dataset.dataset_type == 'CheckedCocoDataset'
     assert cfg.train_dataloader.dataset.pipeline[0] == dict(
         type='LoadImageSafely', on_unreadable='skip', max_unreadable_share=0.01)
     assert cfg.test_dataloader.dataset.type == 'CheckedCocoDataset'

@@ -2,6 +2,8 @@
 # Distributed training through PyTorch's launcher (DDP), one process per GPU:
 #   tools/dist_train.sh CONFIG GPUS [train.py flags]
 # Several machines: NNODES, NODE_RANK, MASTER_ADDR and PORT, as in mmdet.
+# A worker that dies makes torchrun stop the others and exit non-zero; a hung peer
+# fails the others' collectives after env_cfg.dist_cfg.timeout seconds (default 1800).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}

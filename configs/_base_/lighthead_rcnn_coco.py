@@ -99,7 +99,13 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
                     'img_unreadable')),
 ]
-train_dataloader = dict(dataset=dict(type='CheckedCocoDataset', pipeline=train_pipeline))
+# Faults (issue 7): augmentation draws are a function of (seed, epoch, position, index)
+# and the model's of (seed, iteration), so --resume continues as the run would have.
+# SeededDataset is a flat wrapper: `dataset_type` is the dataset, the other keys its own.
+train_dataloader = dict(
+    sampler=dict(type='SeededSampler'),  # wraps DefaultSampler(shuffle=True)
+    dataset=dict(type='SeededDataset', dataset_type='CheckedCocoDataset',
+                 pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(type='CheckedCocoDataset', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='CheckedCocoMetric')
@@ -110,6 +116,7 @@ test_evaluator = val_evaluator
 # papers do not fix. auto_scale_lr rescales lr for other total batch sizes.
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
 
-# A NaN or infinite loss stops the run, naming the iteration and the loss term.
-custom_hooks = [dict(type='NonFiniteLossHook')]
+# A NaN or infinite loss stops the run, naming the iteration and the loss term;
+# IterationSeedHook makes a resumed run draw as the uninterrupted one did.
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='IterationSeedHook')]
 auto_scale_lr = dict(enable=True, base_batch_size=16)

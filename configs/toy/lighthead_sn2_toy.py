@@ -68,7 +68,8 @@ param_scheduler = [
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
 auto_scale_lr = dict(enable=False)
+# A checkpoint every epoch, two kept: a run killed at any point resumes (--resume).
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+                     checkpoint=dict(interval=1, max_keep_ckpts=2))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)

@@ -47,7 +47,8 @@ def _check_dataset(key: str, dataset: dict) -> None:
         path = ann if osp.isabs(ann) else osp.join(root, ann)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{key}.ann_file: {path} does not exist')
-        if dataset.get('type') in COCO_DATASETS:
+        # SeededDataset names the dataset it wraps in `dataset_type`
+        if dataset.get('dataset_type', dataset.get('type')) in COCO_DATASETS:
             _check_coco_json(f'{key}.ann_file', path)
 
 

@@ -1,4 +1,5 @@
 from . import image_folder  # noqa: F401  (registers ImageFolderDataset and its transforms)
+from . import seeded_sampling  # noqa: F401  (registers SeededSampler, SeededDataset)
 from .checked_coco import CheckedCocoDataset
 from .transforms import LoadImageSafely
 

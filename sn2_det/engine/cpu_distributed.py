@@ -4,6 +4,14 @@ mmengine 0.10.7 assumes one GPU a process: its PyTorch launcher calls
 ``torch.cuda.set_device`` and its runner passes ``device_ids`` to DDP. Without CUDA,
 :func:`init_cpu_process_group` starts the gloo process group before the runner (which
 then skips its own start), and :class:`CPUDistributedDataParallel` drops the device ids.
+
+Faults (issue 7): every collective of the group gives up after
+``env_cfg.dist_cfg.timeout`` seconds (mmengine's key; :data:`DEFAULT_TIMEOUT_S` when
+unset), so a rank whose peer hangs ends with an error instead of waiting for ever; a
+peer that dies closes its connections and the others fail at their next collective,
+and under torchrun (``tools/dist_train.sh``) the launcher stops the remaining workers
+at once. The timeout must exceed the longest stretch one rank works alone (rank 0
+saving a checkpoint or computing COCO metrics while the others wait).
 """
 import datetime
 import os
@@ -12,6 +20,8 @@ import torch
 import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
+
+DEFAULT_TIMEOUT_S = 1800
 
 
 @MODEL_WRAPPERS.register_module()
@@ -35,10 +45,11 @@ def init_cpu_process_group(cfg) -> bool:
                                                                 False))
     if dist.is_initialized():
         return False
-    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
-    kwargs = {'timeout': datetime.timedelta(seconds=timeout)} if timeout else {}
+    timeout = (cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+               or DEFAULT_TIMEOUT_S)
     dist.init_process_group('gloo', rank=int(os.environ['RANK']),
-                            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+                            world_size=int(os.environ['WORLD_SIZE']),
+                            timeout=datetime.timedelta(seconds=timeout))
     return True
 
 
