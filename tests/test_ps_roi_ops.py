@@ -1,11 +1,16 @@
 """PS-RoI Align / pooling against plain-loop references written from the definition."""
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch.autograd import gradcheck
 
 from sn2_det.ops import ps_roi_align, ps_roi_pool
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bilinear(plane, y, x):
@@ -85,13 +90,14 @@ def make_rois():
     ])
 
 
+@pytest.mark.parametrize('impl', ['torch', 'gather'])
 @pytest.mark.parametrize('ratio', [2, 0, 1])
-def test_ps_roi_align_matches_loop(ratio):
+def test_ps_roi_align_matches_loop(ratio, impl):
     torch.manual_seed(0)
     k, scale = 3, 0.25
     inp = torch.rand(2, 4 * k * k, 12, 16)
     rois = make_rois()
-    got = ps_roi_align(inp, rois, k, scale, ratio, impl='torch')
+    got = ps_roi_align(inp, rois, k, scale, ratio, impl=impl)
     ref = ps_roi_align_loop(inp, rois, k, scale, ratio)
     assert got.shape == (7, 4, k, k) and got.dtype == torch.float32
     assert torch.allclose(got.double(), ref, atol=1e-5)
@@ -144,8 +150,8 @@ def test_gradcheck_align():
     inp = torch.rand(2, 2 * 4, 6, 7, dtype=torch.float64, requires_grad=True)
     rois = torch.tensor([[0, 1.3, 2.2, 20.1, 15.7], [1, -3.0, 4.0, 9.5, 30.0],
                          [0, 5.0, 5.0, 5.5, 6.0]], dtype=torch.float64)
-    for ratio in (2, 0):
-        assert gradcheck(lambda x: ps_roi_align(x, rois, 2, 0.25, ratio, impl='torch'),
+    for ratio, impl in ((2, 'torch'), (0, 'torch'), (2, 'gather')):
+        assert gradcheck(lambda x: ps_roi_align(x, rois, 2, 0.25, ratio, impl=impl),
                          (inp,), eps=1e-6, atol=1e-6)
 
 
@@ -194,7 +200,7 @@ def test_bad_shapes(shape, rois, message):
 def test_bad_output_size_and_impl():
     with pytest.raises(ValueError, match='output_size'):
         ps_roi_align(torch.rand(1, 9, 4, 4), torch.zeros(1, 5), 0)
-    with pytest.raises(ValueError, match="'auto', 'torch', 'torchvision'"):
+    with pytest.raises(ValueError, match="'auto', 'torch', 'gather', 'torchvision'"):
         ps_roi_align(torch.rand(1, 9, 4, 4), torch.zeros(1, 5), 3, impl='cuda')
 
 
@@ -211,3 +217,21 @@ def test_torchvision_agrees_where_it_imports():
             ours = ps_roi_align(inp, rois, 3, 0.25, ratio, impl='torch')
             theirs = ps_roi_align(inp, rois, 3, 0.25, ratio, impl='torchvision')
             assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_op_benchmark_times_every_implementation_on_the_same_output():
+    from sn2_det.analysis.op_benchmark import compare_ps_roi_align, random_rois
+    rois = random_rois(2, (64, 96), 50, torch.Generator().manual_seed(0))
+    assert rois.shape == (100, 5) and set(rois[:, 0].tolist()) == {0.0, 1.0}
+    assert (rois[:, 1:3] >= 0).all() and (rois[:, 3] <= 96).all() and (rois[:, 4] <= 64).all()
+    assert ((rois[:, 3:] - rois[:, 1:3]) >= 16).all()
+    rows = compare_ps_roi_align(batch=1, shape=(64, 96), rois_per_image=5, rounds=2,
+                                warmup=0)
+    assert [r['impl'] for r in rows][-2:] == ['torch', 'gather']
+    assert rows[0]['ratio_to_first'] == 1.0 and all(r['runs'] == 2 for r in rows)
+    assert max(r['max_abs_diff'] for r in rows) < 1e-5
+    out = subprocess.run(
+        [sys.executable, 'tools/benchmark.py', '--ps-roi-align', '--rois', '3', '--batch',
+         '1', '--shape', '64', '96', '--runs', '1', '--warmup', '0'],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert 'batch 1 x 3 RoIs' in out and 'gather' in out

@@ -6,6 +6,7 @@
     python tools/benchmark.py --compare A B [C ...]          # interleaved, with ratios to A
     python tools/benchmark.py --official third_party/ShuffleNetV2   # vs the authors' code
     python tools/benchmark.py CONFIG --parts                 # time share of each part
+    python tools/benchmark.py --ps-roi-align --rois 1000     # the op's implementations
     ... --device cuda --runs 20 --json results.json
 
 Pre-processing is excluded, post-processing (proposals, NMS, box decoding) included;
@@ -51,6 +52,20 @@ def _print_parts(args):
             print(f'  {part:<20} {row["ms"]:9.1f} ms  {100 * row["share"]:5.1f} %')
 
 
+def _print_ps_roi_align(args):
+    from sn2_det.analysis.op_benchmark import compare_ps_roi_align
+    rows = compare_ps_roi_align(args.batch, args.shape, args.rois, args.device,
+                                args.runs, args.warmup)
+    print(f'PS-RoI Align, batch {args.batch} x {args.rois} RoIs, thin map of '
+          f'{args.shape[0]}x{args.shape[1]}, {args.device}, {torch.get_num_threads()} '
+          f'threads')
+    print(f'{"impl":<12} {"median ms":>10} {"spread %":>9}  ratio  max abs diff')
+    for row in rows:
+        print(f'{row["impl"]:<12} {row["median_ms"]:10.2f} {row["spread_pct"]:9.1f}  '
+              f'{row["ratio_to_first"]:.3f}  {row["max_abs_diff"]:.1e}')
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,12 +85,24 @@ def main(argv=None):
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--parts', action='store_true',
                         help='time share of each part of a Light-Head R-CNN (paper Fig. 2)')
+    parser.add_argument('--ps-roi-align', action='store_true',
+                        help="PS-RoI Align alone: torchvision's kernel (where it imports), "
+                             'our fused path and its gather form, interleaved')
+    parser.add_argument('--rois', type=int, default=1000,
+                        help='RoIs an image for --ps-roi-align')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--checkpoint', help='trained weights (default: random weights)')
     parser.add_argument('--json', help='write the rows to this JSON file')
     args = parser.parse_args(argv)
+    if args.ps_roi_align:
+        rows = _print_ps_roi_align(args)
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(rows, f, indent=1)
+        return
     if not (args.config or args.compare or args.official):
-        parser.error('give a CONFIG, --compare CONFIG [CONFIG ...] or --official DIR')
+        parser.error('give a CONFIG, --compare CONFIG [CONFIG ...], --official DIR or '
+                     '--ps-roi-align')
     if args.parts and not args.config:
         parser.error('--parts times one CONFIG')
     if args.checkpoint and not args.config:

@@ -12,16 +12,17 @@ torchvision divides 0 by 0.
 
 The pure-PyTorch path is vectorised: bilinear weights are separable in y and x, so
 each bin is a bag of samples*4 weighted taps into a channels-last view of the input,
-summed by one ``embedding_bag`` (an ``index_select`` and a sum under ONNX export,
-tested against each other). It runs on CPU and GPU, has autograd, and exports to
-ONNX (with a fixed ``sampling_ratio``). Where torchvision imports (CUDA machines) its kernel is used.
+summed by one ``embedding_bag``; ``impl='gather'`` is the same sum as an
+``index_select`` and a reduction, which ONNX export uses (both are tested against a
+plain loop). It runs on CPU and GPU, has autograd, and exports to ONNX (with a fixed
+``sampling_ratio``). Where torchvision imports (CUDA machines) its kernel is used.
 """
 from typing import Tuple, Union
 
 import torch
 
 Size = Union[int, Tuple[int, int]]
-IMPLS = ('auto', 'torch', 'torchvision')
+IMPLS = ('auto', 'torch', 'gather', 'torchvision')
 _torchvision_ops = None
 
 
@@ -62,7 +63,8 @@ def _torchvision():
 def _use_torchvision(impl: str, input: torch.Tensor) -> bool:
     if impl not in IMPLS:
         raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
-    if impl == 'torch' or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+    if impl in ('torch', 'gather') or torch.onnx.is_in_onnx_export() \
+            or torch.jit.is_tracing():
         return False
     if impl == 'torchvision':
         if _torchvision() is None:
@@ -75,12 +77,18 @@ def _use_torchvision(impl: str, input: torch.Tensor) -> bool:
 def ps_roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: Size,
                  spatial_scale: float = 1.0, sampling_ratio: int = -1,
                  impl: str = 'auto') -> torch.Tensor:
-    """Position-sensitive RoI Align; see the module docstring. Returns (K, C, kh, kw)."""
+    """Position-sensitive RoI Align; see the module docstring. Returns (K, C, kh, kw).
+
+    ``impl``: 'torch' (the fused PyTorch path), 'gather' (its ``index_select`` form,
+    what ONNX export uses), 'torchvision' (its kernel), or 'auto': torchvision's
+    kernel on CUDA where it imports, else 'torch' ('gather' under ONNX export).
+    """
     kh, kw = _check(input, rois, output_size)
     if _use_torchvision(impl, input):
         return _torchvision().ps_roi_align(input, rois.to(input.dtype), (kh, kw),
                                            spatial_scale, sampling_ratio)
-    return _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio)
+    fused = impl != 'gather' and not torch.onnx.is_in_onnx_export()
+    return _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fused)
 
 
 def _axis_taps(start: torch.Tensor, bin_size: torch.Tensor, grid: torch.Tensor,
@@ -112,7 +120,7 @@ def _sampling_grid(extent: torch.Tensor, bins: int, sampling_ratio: int) -> torc
     return torch.ceil(extent / bins).long().clamp(min=1)
 
 
-def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio):
+def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fused):
     n, cin, height, width = input.shape
     channels = cin // (kh * kw)
     rois = rois.to(input.dtype)
@@ -141,12 +149,12 @@ def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio):
     weight = (wy.view(-1, kh, 1, max_h * 2, 1) / count) * wx.view(-1, 1, kw, 1, max_w * 2)
     bags, taps = rois.shape[0] * kh * kw, max_h * max_w * 4
     index, weight = index.reshape(bags, taps), weight.reshape(bags, taps)
-    if torch.onnx.is_in_onnx_export():
-        out = (table.index_select(0, index.reshape(-1)).view(bags, taps, channels)
-               * weight.unsqueeze(-1)).sum(1)
-    else:  # the same weighted sum, fused: no (bags, taps, C) intermediate
+    if fused:  # no (bags, taps, C) intermediate
         out = torch.nn.functional.embedding_bag(index, table, per_sample_weights=weight,
                                                 mode='sum')
+    else:
+        out = (table.index_select(0, index.reshape(-1)).view(bags, taps, channels)
+               * weight.unsqueeze(-1)).sum(1)
     return out.view(-1, kh, kw, channels).permute(0, 3, 1, 2).contiguous()
 
 
