@@ -67,6 +67,18 @@ def test_benchmark_and_compare_small():
         benchmark(config, batch=1, shape=(64, 64), runs=1, warmup=0, mode='int8')
 
 
+def test_compile_modes_wrap_the_backbone_and_deploy_folds_bn():
+    """Built, not run (compiling takes half a minute): 'deploy_compile' is deploy()
+    and then torch.compile of the backbone, 'compile' the plain backbone compiled."""
+    from sn2_det.analysis.benchmark import build_detector, prepare_model
+    config = cell_config('shufflenet_v2', 40)
+    for mode, folded in (('compile', False), ('deploy_compile', True)):
+        model = prepare_model(build_detector(config), mode, 'cpu')
+        assert isinstance(model.backbone, torch._dynamo.eval_frame.OptimizedModule)
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert (not bns) == folded
+
+
 def test_table_outputs_and_mmap_results(tmp_path):
     speeds = {('shufflenet_v2', 140): dict(img_per_s=30.0, spread_pct=2.0),
               ('shufflenet_v1', 140): dict(img_per_s=20.0, spread_pct=3.0),

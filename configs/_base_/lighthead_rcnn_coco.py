@@ -120,3 +120,7 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_de
 # IterationSeedHook makes a resumed run draw as the uninterrupted one did.
 custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='IterationSeedHook')]
 auto_scale_lr = dict(enable=True, base_batch_size=16)
+
+# A fixed seed (mmdet leaves it random): runs repeat, and a killed run resumes to the
+# uninterrupted run's losses (the data order is drawn before a checkpoint loads).
+randomness = dict(seed=0)

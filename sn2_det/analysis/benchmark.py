@@ -9,8 +9,9 @@ device is synchronised; on CPU, ``time.perf_counter``.
 
 Optional modes are separate rows, never mixed into the paper-protocol 'fp32' row:
 'deploy' (the inference mode, :func:`sn2_det.engine.inference_mode.deploy`: Conv+BN
-folded, channels-last), 'channels_last' (the memory format alone), 'fp16' (autocast, CUDA only), 'compile'
-(``torch.compile`` of the backbone). ``compare`` times several models interleaved,
+folded, channels-last), 'channels_last' (the memory format alone), 'fp16' (autocast,
+CUDA only), 'compile' (``torch.compile`` of the backbone) and 'deploy_compile' (both:
+the deployed backbone compiled). ``compare`` times several models interleaved,
 round by round, so that drifts of a noisy machine hit all of them alike, and
 reports ratios.
 """
@@ -28,7 +29,8 @@ from ..engine.inference_mode import deploy
 from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
 
-MODES = ('fp32', 'deploy', 'channels_last', 'fp16', 'compile')
+MODES = ('fp32', 'deploy', 'channels_last', 'fp16', 'compile', 'deploy_compile')
+CHANNELS_LAST_MODES = ('channels_last', 'deploy', 'deploy_compile')
 
 
 def _padded(size: int, divisor: int = 32) -> int:
@@ -81,7 +83,7 @@ def make_inputs(batch: int, shape: Sequence[int], device: str, mode: str = 'fp32
     ph, pw = _padded(h), _padded(w)
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch, 3, ph, pw, generator=generator).to(device)
-    if mode in ('channels_last', 'deploy'):
+    if mode in CHANNELS_LAST_MODES:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                            pad_shape=(ph, pw), batch_input_shape=(ph, pw),
@@ -94,11 +96,11 @@ def prepare_model(model, mode: str, device: str):
     check_choice('mode', mode, MODES)
     if mode == 'fp16' and not device.startswith('cuda'):
         raise ValueError("mode 'fp16' needs a CUDA device")
-    if mode == 'deploy':
+    if mode in ('deploy', 'deploy_compile'):
         model = deploy(model)
     if mode == 'channels_last':
         model = model.to(memory_format=torch.channels_last)
-    if mode == 'compile':
+    if mode in ('compile', 'deploy_compile'):
         target = model.backbone if hasattr(model, 'backbone') else model
         compiled = torch.compile(target)
         if hasattr(model, 'backbone'):
