@@ -166,18 +166,26 @@ def benchmark(config, batch: int = 4, shape=(800, 1200), runs: int = 10, warmup:
                 shape=list(shape), device=device, backbone_only=backbone_only)
 
 
-def compare(configs: Sequence, batch: int = 4, shape=(800, 1200), rounds: int = 10,
-            warmup: int = 2, mode: str = 'fp32', device: str = 'cpu',
-            backbone_only: bool = False) -> List[dict]:
-    """Time ``configs`` interleaved (one batch of each per round); ratios to the first."""
-    runners = [make_runner(build_detector(c, device, backbone_only), batch, shape, mode,
-                           device) for c in configs]
+def time_interleaved(runners: Sequence[Callable[[], None]], rounds: int, warmup: int,
+                     device: str = 'cpu') -> List[List[float]]:
+    """Seconds of each runner's calls, one call of each per round after ``warmup``
+    calls of each, so that a drifting machine slows all of them alike."""
     for run in runners:
         time_runs(run, warmup, device)
     times = [[] for _ in runners]
     for _ in range(rounds):
         for run, bucket in zip(runners, times):
             bucket.extend(time_runs(run, 1, device))
+    return times
+
+
+def compare(configs: Sequence, batch: int = 4, shape=(800, 1200), rounds: int = 10,
+            warmup: int = 2, mode: str = 'fp32', device: str = 'cpu',
+            backbone_only: bool = False) -> List[dict]:
+    """Time ``configs`` interleaved (one batch of each per round); ratios to the first."""
+    runners = [make_runner(build_detector(c, device, backbone_only), batch, shape, mode,
+                           device) for c in configs]
+    times = time_interleaved(runners, rounds, warmup, device)
     rows = [dict(summarise(t, batch), config=str(c), mode=mode, batch=batch,
                  shape=list(shape), device=device, backbone_only=backbone_only)
             for c, t in zip(configs, times)]

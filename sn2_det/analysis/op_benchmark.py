@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence
 import torch
 
 from ..ops.ps_roi_align import _torchvision, ps_roi_align
-from .benchmark import summarise, time_runs
+from .benchmark import summarise, time_interleaved
 
 CHANNELS, BINS, STRIDE, SAMPLING = 10, 7, 32, 2
 
@@ -48,12 +48,7 @@ def compare_ps_roi_align(batch: int = 4, shape: Sequence[int] = (800, 1200),
 
     runs = [runner(impl) for impl in impls]
     outputs = [run() for run in runs]
-    for run in runs:
-        time_runs(run, warmup, device)
-    times = [[] for _ in runs]
-    for _ in range(rounds):
-        for run, bucket in zip(runs, times):
-            bucket.extend(time_runs(run, 1, device))
+    times = time_interleaved(runs, rounds, warmup, device)
     rows = [dict(summarise(t, batch), impl=impl, rois=batch * rois_per_image,
                  max_abs_diff=float((out - outputs[0]).abs().max()), device=device)
             for impl, t, out in zip(impls, times, outputs)]
