@@ -384,9 +384,26 @@ def _toy_model_cfg(**backbone):
     return cfg.model
 
 
-def test_unknown_backbone_type_names_it():
-    with pytest.raises(KeyError, match='ShuffleNetV3 is not in the mmdet::model registry'):
-        MODELS.build(_toy_model_cfg(type='ShuffleNetV3'))
+@pytest.mark.parametrize('slot, name, closest', [
+    ('backbone', 'ShuffleNetV3', 'ShuffleNetV2'),
+    ('roi_head.bbox_head', 'TopKNMSBoxHead', 'TopKNMSBBoxHead'),
+])
+def test_unknown_model_type_is_named_with_its_key_before_the_run(tmp_path, slot, name,
+                                                                  closest):
+    from sn2_det.apis.runner import train
+    cfg = Config.fromfile(str(TOY))
+    node = cfg.model
+    for part in slot.split('.'):
+        node = node[part]
+    node.type = name
+    cfg.work_dir = str(tmp_path / 'work')
+    with pytest.raises(ValueError, match=rf"model\.{slot}\.type: '{name}' is not a "
+                                         rf"registered model type.*closest registered: "
+                                         rf"{closest}"):
+        train(cfg)
+    assert not (tmp_path / 'work').exists()  # nothing built, nothing written
+    with pytest.raises(KeyError, match=f'{name} is not in the mmdet::model registry'):
+        MODELS.build(cfg.model)  # what mmengine alone says, without the key
 
 
 def test_unknown_backbone_key_names_it_and_the_valid_ones():

@@ -16,6 +16,7 @@ from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process
 from ..engine.resume import latest_loadable_checkpoint
 from ..utils.config import read_config
 from .data_check import check_data_paths
+from .model_check import check_model_types
 
 
 def add_common_args(parser) -> None:
@@ -80,6 +81,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)
+    check_model_types(cfg)
     check_data_paths(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
     if resume == 'auto':
         checkpoint = latest_loadable_checkpoint(cfg.work_dir)
@@ -99,6 +101,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
 
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
     """Evaluate ``checkpoint``; returns the metrics (and dumps predictions to ``out``)."""
+    check_model_types(cfg)
     check_data_paths(cfg, ('test',))
     cfg.load_from = checkpoint
     if out:
