@@ -26,5 +26,6 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
     drawn = detect_and_draw(config, checkpoint, image, osp.join(work_dir, 'detections.png'))
     print(f'\nbbox mmAP (COCO AP@[.50:.95]) on the held-out split: {mmap:.3f} '
           f'after {minutes:.1f} min of training and evaluation')
-    print(f'detections drawn: {drawn["out"]} ({drawn["num_detections"]} boxes)')
+    count = drawn['num_detections']
+    print(f'detections drawn: {drawn["out"]} ({count} box{"" if count == 1 else "es"})')
     return dict(mmap=mmap, minutes=minutes, checkpoint=checkpoint, picture=drawn['out'])
