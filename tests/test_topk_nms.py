@@ -55,6 +55,32 @@ def test_topk_batched_nms_equals_batched_nms_cut(n, max_num, classes, clustered)
     assert len(keep) == min(max_num, len(ref_keep))
 
 
+def test_overlaps_at_the_threshold_are_decided_as_on_all_candidates():
+    """Class offsets come from the largest coordinate of all candidates, not of the
+    prefix: a far, low-scored box changes them, and with them the float rounding of
+    IoUs within rounding of the threshold (here A and B, IoU ~ 0.5)."""
+    nms = dict(type='nms', iou_threshold=0.5)
+    for x in torch.linspace(10 / 3 - 1e-3, 10 / 3 + 1e-3, 201).tolist():
+        boxes = torch.tensor([[0, 0, 10, 10], [x, 0, 10 + x, 10], [50, 50, 60, 60],
+                              [70, 70, 80, 80], [3e4, 3e4, 3e4 + 10, 3e4 + 10]])
+        scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.1])
+        idxs = torch.tensor([1, 1, 0, 0, 0])
+        for cfg in (nms, dict(nms, split_thr=3), dict(nms, class_agnostic=True)):
+            ref_dets, ref_keep = batched_nms(boxes, scores, idxs, cfg)
+            dets, keep = topk_batched_nms(boxes, scores, idxs, cfg, 2)
+            assert torch.equal(keep, ref_keep[:2]) and torch.equal(dets, ref_dets[:2])
+
+
+@pytest.mark.parametrize('cfg', [dict(split_thr=100), dict(class_agnostic=True)])
+def test_topk_batched_nms_follows_mmcvs_per_class_and_agnostic_paths(cfg):
+    n = 3000
+    boxes, scores, idxs = _boxes(n), _distinct_scores(n), torch.arange(n) % 7
+    nms = dict(NMS, **cfg)
+    ref_dets, ref_keep = batched_nms(boxes, scores, idxs, nms)
+    dets, keep = topk_batched_nms(boxes, scores, idxs, nms, 300)
+    assert torch.equal(keep, ref_keep[:300]) and torch.equal(dets, ref_dets[:300])
+
+
 def test_topk_batched_nms_keeps_all_without_a_limit_and_defers_soft_nms():
     boxes, scores = _boxes(500), _distinct_scores(500)
     idxs = torch.zeros(500, dtype=torch.long)
@@ -100,8 +126,8 @@ def test_topk_heads_give_mmdet_heads_detections():
     plain_cfg.roi_head.bbox_head.type = 'ConvFCBBoxHead'
     plain = MODELS.build(plain_cfg)
     plain.load_state_dict(ours.state_dict())
-    sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(256, 256),
-                                         scale_factor=(1.0, 1.0)))
+    sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(512, 384),
+                                         scale_factor=(0.5, 0.75)))  # boxes rescaled
     batch = dict(inputs=[torch.randint(0, 255, (3, 256, 256), dtype=torch.uint8)],
                  data_samples=[sample])
     results = []

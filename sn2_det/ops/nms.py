@@ -7,8 +7,10 @@ candidates keeps exactly the boxes that NMS over all of them keeps among those
 ``m``; once that prefix holds ``max_num`` kept boxes, no later candidate can enter
 the result. :func:`topk_batched_nms` runs mmcv's ``batched_nms`` on growing score
 prefixes (2x, then 8x, ... ``max_num``) instead of on every candidate: the same
-boxes as ``batched_nms(...)[:max_num]`` (up to the order of equal scores), at a
-fraction of the cost when thousands of candidates pass the score threshold.
+boxes as ``batched_nms(...)[:max_num]`` at a fraction of the cost when thousands of
+candidates pass the score threshold. Equal scores are the one freedom: mmcv orders
+them as its sort happens to, here by index, so where a tie straddles a prefix's end
+the two may keep different ones of the tied boxes.
 """
 from typing import Tuple
 
@@ -22,18 +24,30 @@ def topk_batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tens
                      nms_cfg: dict, max_num: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """``batched_nms(boxes, scores, idxs, nms_cfg)`` cut to its first ``max_num`` rows:
     (dets (k, 5) sorted by score, indices (k,) into the inputs). ``max_num <= 0`` keeps
-    all; NMS types that rescore boxes (soft-NMS) run on every candidate."""
+    all; NMS types that rescore boxes (soft-NMS) run on every candidate.
+
+    Each prefix is suppressed with the arithmetic mmcv uses on all candidates: boxes
+    shifted apart by class with the largest coordinate of *all* candidates, then one
+    NMS below ``split_thr`` candidates, one NMS a class from there on.
+    """
     count = scores.numel()
     if max_num <= 0 or nms_cfg.get('type', 'nms') != 'nms' or count <= 2 * max_num:
         dets, keep = batched_nms(boxes, scores, idxs, nms_cfg)
         return (dets, keep) if max_num <= 0 else (dets[:max_num], keep[:max_num])
+    cfg = dict(nms_cfg)
+    boxes_for_nms = boxes
+    if not cfg.pop('class_agnostic', False):
+        boxes_for_nms = boxes + idxs.to(boxes)[:, None] * (boxes.max() + 1)
+    per_class = count >= cfg.pop('split_thr', 10000)
+    cfg.update(class_agnostic=True, split_thr=0 if per_class else count + 1)
     order = scores.argsort(descending=True, stable=True)
     size = 2 * max_num
     while True:
         prefix = order[:size]
-        dets, keep = batched_nms(boxes[prefix], scores[prefix], idxs[prefix], nms_cfg)
+        _, keep = batched_nms(boxes_for_nms[prefix], scores[prefix], idxs[prefix], cfg)
         if keep.numel() >= max_num or size >= count:
-            return dets[:max_num], prefix[keep[:max_num]]
+            keep = prefix[keep[:max_num]]
+            return torch.cat([boxes[keep], scores[keep, None]], -1), keep
         size *= GROWTH
 
 

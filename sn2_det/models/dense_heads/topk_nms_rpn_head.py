@@ -3,7 +3,8 @@
 Light-Head R-CNN keeps 1000 of 6000 candidates at test (paper-facts.md Sec. 4);
 :func:`~sn2_det.ops.nms.topk_batched_nms` finds the same 1000 from a short prefix of
 the score-sorted candidates, where NMS over all 6000 cost most of the RPN's time on
-CPU. Everything else is mmdet's ``RPNHead``.
+CPU. The rest of ``_bbox_post_process`` (rescaling, the ``min_bbox_size`` filter)
+restates mmdet 3.3's ``RPNHead``; everything else is inherited.
 """
 import torch
 from mmdet.models.dense_heads import RPNHead
@@ -21,6 +22,9 @@ class TopKNMSRPNHead(RPNHead):
                            img_meta=None):
         if not with_nms:
             raise ValueError('an RPN head always applies NMS (with_nms=True)')
+        if cfg.max_per_img < 1:
+            raise ValueError(f'max_per_img of the RPN (train_cfg.rpn_proposal, '
+                             f'test_cfg.rpn) must be a positive int, got {cfg.max_per_img}')
         if rescale:
             results.bboxes = scale_boxes(results.bboxes,
                                          [1 / s for s in img_meta['scale_factor']])
