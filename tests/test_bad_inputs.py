@@ -248,6 +248,8 @@ def test_evaluation_marks_unreadable_images_and_never_drops_them(tmp_path):
         _dataset(ann, _toy_pipeline('train'), test_mode=True)
     with pytest.raises(ValueError, match="training dataset .* use on_unreadable='skip'"):
         _dataset(ann, _toy_pipeline('test'))
+    with pytest.raises(UnreadableImageError, match='missing.png: no such file'):
+        LoadImageSafely()(dict(img_path=str(tmp_path / 'missing.png')))  # no dataset
 
 
 def _prediction(img_id, boxes, labels, unreadable=False, path='x.png'):

@@ -5,9 +5,9 @@ that names the type but not the config key. :func:`check_model_types` looks up t
 type of each module slot of ``cfg.model`` in mmdet's model registry first and names
 the key, the type and the closest registered ones.
 """
-import difflib
-
 from mmdet.registry import MODELS
+
+from ..utils.validation import closest
 
 SLOTS = ('', 'data_preprocessor', 'backbone', 'neck', 'rpn_head', 'roi_head',
          'roi_head.bbox_roi_extractor', 'roi_head.bbox_head', 'bbox_head')
@@ -30,8 +30,7 @@ def check_model_types(cfg) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         name = node.get('type') if isinstance(node, dict) else None
         if isinstance(name, str) and MODELS.get(name) is None:
-            close = difflib.get_close_matches(name.split('.')[-1], _registered_names(),
-                                              n=3, cutoff=0.6)
+            close = closest(name.split('.')[-1], _registered_names(), n=3, cutoff=0.6)
             hint = f'; closest registered: {", ".join(close)}' if close else ''
             key = '.'.join(filter(None, ('model', slot, 'type')))
             raise ValueError(f"{key}: {name!r} is not a registered model type (mmdet's "

@@ -15,7 +15,8 @@ category id not in the file's ``categories``    dropped; an error if no box has 
 category not among the dataset's classes        dropped (a class subset, as in mmdet)
 wholly outside the image                        dropped
 partly outside the image                        clipped to the image
-narrower or lower than 1 pixel inside it        dropped (mmdet's own rule)
+narrower or lower than 1 pixel inside it        dropped (mmdet drops w or h < 1 of the
+                                                unclipped box; here after clipping)
 ``area`` <= 0                                   dropped (mmdet's own rule); a missing
                                                 ``area`` is taken as the box area
 ``iscrowd`` set                                 kept as an ignored region (``ignore_flag``)

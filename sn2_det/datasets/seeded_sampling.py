@@ -75,7 +75,9 @@ class SeededDataset:
     samples are prepared under the seed their :class:`SeededIndex` carries.
 
     Plain integer indices (e.g. from an unwrapped sampler) are passed through
-    unchanged. Other attributes are the wrapped dataset's.
+    unchanged. Other attributes are the wrapped dataset's. It is not a
+    ``BaseDataset``: mmengine's dataset wrappers go inside it
+    (``dataset_type='RepeatDataset', times=3, dataset=dict(...)``), not around it.
     """
 
     def __init__(self, dataset_type: str, **kwargs) -> None:
@@ -95,3 +97,11 @@ class SeededDataset:
         if name == 'dataset' or name.startswith('__'):  # not yet set while unpickling
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        """Attributes other than ``dataset`` are the wrapped dataset's (hooks that swap
+        ``dataset.pipeline`` reach the real one)."""
+        if name == 'dataset':
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.dataset, name, value)

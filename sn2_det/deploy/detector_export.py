@@ -344,7 +344,6 @@ def export_detector(detector: nn.Module, out: str, shape: Sequence[int],
     return out
 
 
-
 def mmdet_detections(detector: nn.Module, image: np.ndarray) -> Detections:
     """mmdet's own prediction (data preprocessor, ``predict(rescale=False)``) for one
     (3, H, W) image of raw pixels: boxes, scores, labels as numpy arrays."""

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import List, Union
 
+from mmengine.fileio import io as fileio_io
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 _TEMP_NAME = re.compile(r'^\..+\.\d+\.[0-9a-f]{8}\.tmp$')
@@ -60,3 +61,10 @@ class AtomicLocalBackend(LocalBackend):
     def put_text(self, obj: str, filepath: Union[str, Path],
                  encoding: str = 'utf-8') -> None:
         atomic_write(filepath, obj.encode(encoding))
+
+
+# Local backends mmengine made before this module was imported are cached by their
+# arguments; drop them, so that every later local write is atomic.
+for _key, _backend in list(fileio_io.backend_instances.items()):
+    if type(_backend) is LocalBackend:
+        del fileio_io.backend_instances[_key]

@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from mmengine.runner import set_random_seed
 
 from mmdet.registry import HOOKS
 
@@ -24,13 +25,6 @@ def derive_seed(*keys: int) -> int:
     """A 32-bit seed mixed from integers (the run's seed first); different keys give
     independent streams (NumPy's ``SeedSequence``)."""
     return int(np.random.SeedSequence([k % (1 << 64) for k in keys]).generate_state(1)[0])
-
-
-def seed_generators(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch's generators."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @contextlib.contextmanager
@@ -58,4 +52,4 @@ class IterationSeedHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        seed_generators(derive_seed(runner.seed, runner.iter))
+        set_random_seed(derive_seed(runner.seed, runner.iter))

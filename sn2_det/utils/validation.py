@@ -1,5 +1,11 @@
 """Argument checks that name the offending key and the valid choices."""
+import difflib
 from typing import Any, Sequence
+
+
+def closest(name: str, choices: Sequence[str], n: int = 1, cutoff: float = 0.5) -> list:
+    """The ``n`` choices most like ``name`` (difflib), for "did you mean" hints."""
+    return difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

@@ -24,7 +24,9 @@ What happens then is ``on_unreadable``:
 
 - ``'placeholder'`` (the default, for evaluation, where mmengine refuses ``None``):
   one warning per file (per data-loading process) naming the file and the reason, a
-  black image of the annotation's size and ``img_unreadable=True`` in the results,
+  black image of the annotation's size and ``img_unreadable=True`` in the results
+  (outside a dataset, where no annotation gives a size, e.g. mmdet's
+  ``inference_detector`` on a path, an ``UnreadableImageError`` instead),
   which ``CheckedCocoMetric`` counts and leaves out of the COCO evaluation (pack it
   with ``PackDetInputs(meta_keys=(..., 'img_unreadable'))``);
 - ``'skip'`` (training): the same warning, then ``None``: mmengine's ``BaseDataset``
@@ -52,8 +54,6 @@ from mmdet.registry import TRANSFORMS
 from ...utils.validation import check_bool, check_choice
 
 ON_UNREADABLE = ('placeholder', 'skip', 'raise')
-# Size of the placeholder when the annotation records none.
-PLACEHOLDER_SIZE = 32
 
 
 class UnreadableImageError(OSError):
@@ -190,7 +190,9 @@ class LoadImageSafely(LoadImageFromFile):
 
     def _unreadable(self, results: dict, path: str, reason: str) -> Optional[dict]:
         self.unreadable += 1
-        if self.on_unreadable == 'raise':
+        has_size = bool(results.get('height') and results.get('width'))
+        if self.on_unreadable == 'raise' or (self.on_unreadable == 'placeholder'
+                                             and not has_size):
             raise UnreadableImageError(f'cannot read image {path}: {reason}')
         if path not in self._warned:
             self._warned.add(path)
@@ -199,9 +201,8 @@ class LoadImageSafely(LoadImageFromFile):
             print_log(f'cannot read image {path}: {reason}; {action}', logger='current',
                       level=logging.WARNING)
         if self.on_unreadable == 'placeholder':
-            h = int(results.get('height') or PLACEHOLDER_SIZE)
-            w = int(results.get('width') or PLACEHOLDER_SIZE)
-            return self._set_image(results, np.zeros((h, w, 3), np.uint8), unreadable=True)
+            shape = (int(results['height']), int(results['width']), 3)
+            return self._set_image(results, np.zeros(shape, np.uint8), unreadable=True)
         share = self.unreadable / self.attempts
         if self.attempts >= self.min_attempts and share > self.max_unreadable_share:
             raise RuntimeError(

@@ -13,7 +13,6 @@ architecture a checkpoint records against ``arch_args()`` where a backbone has i
 An unknown constructor argument is a TypeError naming it and the valid ones
 (:class:`KnownArgumentsMixin`).
 """
-import difflib
 import inspect
 from typing import Sequence
 
@@ -25,7 +24,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...utils.checkpoint import load_backbone_checkpoint
-from ...utils.validation import check_bool, check_choice, check_out_indices
+from ...utils.validation import check_bool, check_choice, check_out_indices, closest
 
 DEFAULT_INIT = [dict(type='Kaiming', layer='Conv2d'),
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
@@ -53,7 +52,7 @@ class KnownArgumentsMixin:
                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = [name for name in kwargs if name not in valid]
         if unknown:
-            close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
+            close = closest(unknown[0], valid)
             hint = f" (did you mean '{close[0]}'?)" if close else ''
             raise TypeError(f'{cls.__name__} has no argument '
                             f'{", ".join(map(repr, unknown))}{hint}; its arguments are '
