@@ -141,3 +141,18 @@ def test_topk_heads_give_mmdet_heads_detections():
     assert len(results[0]) == 100 and len(results[1]) == 300  # the limits bind
     np.testing.assert_array_equal(_sorted_rows(results[0]), _sorted_rows(results[2]))
     np.testing.assert_array_equal(_sorted_rows(results[1]), _sorted_rows(results[3]))
+
+
+def test_nms_benchmark_rows_and_patterns():
+    from sn2_det.analysis.op_benchmark import compare_nms, nms_inputs
+    for pattern in ('random', 'clustered'):
+        rows = compare_nms(pattern, rounds=1, warmup=0, rois=60, classes=5,
+                           rpn_candidates=400)
+        assert [(r['stage'], r['impl']) for r in rows] == [
+            ('R-CNN class-wise NMS', 'mmdet'), ('R-CNN class-wise NMS', 'sn2_det top-k'),
+            ('RPN NMS', 'mmdet'), ('RPN NMS', 'sn2_det top-k')]
+        assert all(r['same_output'] for r in rows) and rows[0]['ratio_to_first'] == 1.0
+    boxes, scores = nms_inputs('tied', 10, 3, torch.Generator().manual_seed(0))
+    assert boxes.shape == (10, 4) and torch.allclose(scores, torch.full((10, 4), 0.25))
+    with pytest.raises(ValueError, match="'tied', 'random', 'clustered'"):
+        nms_inputs('sorted', 10, 3, torch.Generator())

@@ -7,6 +7,7 @@
     python tools/benchmark.py --official third_party/ShuffleNetV2   # vs the authors' code
     python tools/benchmark.py CONFIG --parts                 # time share of each part
     python tools/benchmark.py --ps-roi-align --rois 1000     # the op's implementations
+    python tools/benchmark.py --nms                          # mmdet's NMS against ours
     ... --device cuda --runs 20 --json results.json
 
 Pre-processing is excluded, post-processing (proposals, NMS, box decoding) included;
@@ -66,6 +67,19 @@ def _print_ps_roi_align(args):
     return rows
 
 
+def _print_nms(args):
+    from sn2_det.analysis.op_benchmark import NMS_PATTERNS, compare_nms
+    rows = []
+    print(f'NMS, cpu, {torch.get_num_threads()} threads: median ms, speed ratio to mmdet')
+    for pattern in NMS_PATTERNS:
+        for row in compare_nms(pattern, args.runs, args.warmup):
+            rows.append(row)
+            print(f'{pattern:<10} {row["stage"]:<22} {row["impl"]:<15} '
+                  f'{row["median_ms"]:9.2f} ms  {row["ratio_to_first"]:6.1f}x  '
+                  f'kept {row["kept"]}  same output: {row["same_output"]}')
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,14 +102,17 @@ def main(argv=None):
     parser.add_argument('--ps-roi-align', action='store_true',
                         help="PS-RoI Align alone: torchvision's kernel (where it imports), "
                              'our fused path and its gather form, interleaved')
+    parser.add_argument('--nms', action='store_true',
+                        help="mmdet's class-wise and RPN NMS against sn2_det's top-k NMS "
+                             'on tied, random and clustered scores, interleaved')
     parser.add_argument('--rois', type=int, default=1000,
                         help='RoIs an image for --ps-roi-align')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--checkpoint', help='trained weights (default: random weights)')
     parser.add_argument('--json', help='write the rows to this JSON file')
     args = parser.parse_args(argv)
-    if args.ps_roi_align:
-        rows = _print_ps_roi_align(args)
+    if args.ps_roi_align or args.nms:
+        rows = _print_ps_roi_align(args) if args.ps_roi_align else _print_nms(args)
         if args.json:
             with open(args.json, 'w') as f:
                 json.dump(rows, f, indent=1)
