@@ -32,15 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / 'tests' / 'plugins'
 TOY = ROOT / 'configs' / 'toy' / 'lighthead_sn2_toy.py'
 
-# The toy detector on 64x64 images, batch 2, seeded sampling and augmentation,
-# deterministic, no validation; iteration-based with a checkpoint every 5 iterations,
-# or epoch-based (4 iterations an epoch on 8 images) with one every epoch.
+# The toy detector on 64x64 images, batch 2, the configs' checked loader and dataset,
+# seeded sampling and augmentation, deterministic, no validation; iteration-based with
+# a checkpoint every 5 iterations, or epoch-based (4 iterations an epoch on 8 images)
+# with one every epoch.
 TINY_CONFIG = '''\
 _base_ = {base!r}
 custom_imports = dict(imports=['sn2_det', 'sn2_test_hooks'], allow_failed_imports=False)
 data_root = {data_root!r}
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageSafely', on_unreadable='skip', max_unreadable_share=0.01),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(64, 64), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
@@ -49,7 +50,8 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=2, num_workers={workers}, persistent_workers={persistent},
     sampler=dict(type='SeededSampler', sampler_type='DefaultSampler', shuffle=True),
-    dataset=dict(type='SeededDataset', dataset_type='CocoDataset', data_root=data_root,
+    dataset=dict(type='SeededDataset', dataset_type='CheckedCocoDataset',
+                 data_root=data_root,
                  ann_file='annotations/instances_train.json',
                  data_prefix=dict(img='train/'), pipeline=train_pipeline,
                  indices={images}))
