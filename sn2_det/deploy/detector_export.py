@@ -51,7 +51,7 @@ from pycocotools.cocoeval import COCOeval
 from ..datasets.toy_shapes import draw_image
 from ..models.detectors import LightHeadRCNN
 from ..utils.config import build_in_mmdet_scope, read_config
-from .onnx_export import ATOL, OPSET, ONNXMismatchError
+from .onnx_export import ATOL, OPSET, ONNXMismatchError, check_shape
 
 BOX_RTOL = 1e-3
 SCORE_ATOL = ATOL
@@ -169,7 +169,7 @@ class ExportableDetector(nn.Module):
             raise ValueError(f'the ONNX detector export handles LightHeadRCNN, got '
                              f'{type(detector).__name__}')
         self.detector = detector.eval()
-        self.img_shape = _check_shape(shape)
+        self.img_shape = check_shape(shape)
         pre = detector.data_preprocessor
         if getattr(pre, 'batch_augments', None):
             raise ValueError('data_preprocessor.batch_augments are not exported')
@@ -290,13 +290,6 @@ class ExportableDetector(nn.Module):
     def forward(self, image: torch.Tensor):
         rpn_x, rcnn_x = self.detector._split(self._preprocess(image))
         return self._detections(rcnn_x, self._proposals(rpn_x))
-
-
-def _check_shape(shape) -> Tuple[int, int]:
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
-        raise ValueError(f'shape must be two positive ints (H, W), got {shape!r}')
-    return tuple(shape)
 
 
 def detector_from_config(config: str, checkpoint: Optional[str] = None,
@@ -481,7 +474,7 @@ def check_detector(detector: nn.Module, onnx_path: str,
 def toy_pictures(shape: Sequence[int], count: int = 2, seed: int = 0):
     """``count`` toy-shapes pictures (sn2_det.datasets.toy_shapes) of size ``shape``:
     (image (3, H, W) float32 BGR 0..255, boxes, labels) each."""
-    h, w = _check_shape(shape)
+    h, w = check_shape(shape)
     rng = np.random.default_rng(seed)
     pictures = []
     for _ in range(count):

@@ -72,13 +72,19 @@ def backbone_from_name(name: str = 'shufflenet_v2', widen_factor: float = 1.0,
                        out_indices=tuple(out_indices)))
 
 
-def _check_size(shape: Sequence[int], batch: int) -> Tuple[int, int]:
+def check_shape(shape: Sequence[int]) -> Tuple[int, int]:
+    """An export's input size: two positive ints (H, W), as a tuple."""
     if (not isinstance(shape, (tuple, list)) or len(shape) != 2
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
         raise ValueError(f'shape must be two positive ints (H, W), got {shape!r}')
+    return tuple(shape)
+
+
+def _check_size(shape: Sequence[int], batch: int) -> Tuple[int, int]:
+    shape = check_shape(shape)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f'batch must be a positive int, got {batch!r}')
-    return tuple(shape)
+    return shape
 
 
 def _as_tuple(outputs) -> tuple:
