@@ -39,6 +39,12 @@ def _table(rows, key):
     return '\n'.join(lines)
 
 
+def _write_json(path, rows) -> None:
+    if path:
+        with open(path, 'w') as f:
+            json.dump(rows, f, indent=1)
+
+
 def _print_parts(args):
     from sn2_det.analysis.benchmark import build_detector, make_inputs, prepare_model
     from sn2_det.analysis.time_shares import time_shares
@@ -112,14 +118,12 @@ def main(argv=None):
     parser.add_argument('--json', help='write the rows to this JSON file')
     args = parser.parse_args(argv)
     if args.ps_roi_align or args.nms:
-        rows = _print_ps_roi_align(args) if args.ps_roi_align else _print_nms(args)
-        if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(rows, f, indent=1)
+        _write_json(args.json, _print_ps_roi_align(args) if args.ps_roi_align
+                    else _print_nms(args))
         return
     if not (args.config or args.compare or args.official):
-        parser.error('give a CONFIG, --compare CONFIG [CONFIG ...], --official DIR or '
-                     '--ps-roi-align')
+        parser.error('give a CONFIG, --compare CONFIG [CONFIG ...], --official DIR, '
+                     '--ps-roi-align or --nms')
     if args.parts and not args.config:
         parser.error('--parts times one CONFIG')
     if args.checkpoint and not args.config:
@@ -151,9 +155,7 @@ def main(argv=None):
     print(f'{what}, batch {args.batch}, {args.shape[0]}x{args.shape[1]}, {args.device}, '
           f'{torch.get_num_threads()} threads, torch {torch.__version__}')
     print(_table(rows, 'config'))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=1)
+    _write_json(args.json, rows)
 
 
 if __name__ == '__main__':
