@@ -12,6 +12,7 @@ import sn2_det  # noqa: F401
 from sn2_det.models.necks import LargeSeparableConv
 from sn2_det.models.roi_heads import PSRoIExtractor
 from sn2_det.ops import ps_roi_align, ps_roi_pool
+from pretrained_weights import write_backbone_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,9 +96,11 @@ def _sample(h, w, boxes, labels):
 
 @pytest.mark.parametrize('config', ['configs/lighthead_sn2.py',
                                     'configs/lighthead_sn2_star.py'])
-def test_paper_config_train_step_and_predict_at_800x1200(config):
+def test_paper_config_train_step_and_predict_at_800x1200(config, tmp_path):
     cfg = Config.fromfile(str(ROOT / config))
     assert cfg.model.backbone.get('star', False) == config.endswith('star.py')
+    cfg.model.backbone.init_cfg.checkpoint = write_backbone_checkpoint(
+        cfg, tmp_path / 'imagenet.pth')  # the ImageNet weights the config loads
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()

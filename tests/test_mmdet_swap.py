@@ -8,6 +8,8 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
+from pretrained_weights import write_backbone_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ['configs/swap/faster-rcnn_sn2-1.0x_fpn_1x_coco.py',
            'configs/swap/retinanet_sn2-1.0x_fpn_1x_coco.py']
@@ -25,11 +27,12 @@ def _batch(h=160, w=224):
 
 
 @pytest.mark.parametrize('config', CONFIGS)
-def test_swap_config_trains_and_predicts(config):
-
+def test_swap_config_trains_and_predicts(config, tmp_path):
     cfg = Config.fromfile(str(ROOT / config))
     assert cfg.model.backbone.type == 'ShuffleNetV2'
     assert 'depth' not in cfg.model.backbone  # ResNet keys were deleted
+    cfg.model.backbone.init_cfg.checkpoint = write_backbone_checkpoint(
+        cfg, tmp_path / 'imagenet.pth')  # the ImageNet weights the config loads
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()

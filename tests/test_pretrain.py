@@ -295,8 +295,10 @@ def test_extract_backbone_then_detector_loads_it(tmp_path, trained):
     detector = MODELS.build(cfg.model)
     detector.init_weights()
     loaded = detector.backbone.state_dict()
-    assert set(loaded) == set(expected)
-    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    # everything up to stage4; conv5 (layers.3), which the detector does not use, is
+    # in the file but not in the detector
+    assert set(loaded) == {k for k in expected if not k.startswith('layers.3.')}
+    assert all(torch.equal(loaded[k], expected[k]) for k in loaded)
     # The stem was trained: a freshly initialised backbone differs from the weights.
     fresh = MODELS.build(dict(cfg.model.backbone, init_cfg=None))
     fresh.init_weights()
@@ -355,5 +357,8 @@ def test_comparison_backbones_extract_into_their_table7_detector(tmp_path, name)
     detector.init_weights()
     expected = classifier.backbone.state_dict()
     loaded = detector.backbone.state_dict()
-    assert set(loaded) == set(expected)
-    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    # the layers past the detector's deepest output (MobileNet v2's final conv) are
+    # in the file but not in the detector
+    unused = ('conv2.',) if name == 'mobilenet_v2' else ()
+    assert set(loaded) == {k for k in expected if not k.startswith(unused)}
+    assert all(torch.equal(loaded[k], expected[k]) for k in loaded)

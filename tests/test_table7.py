@@ -19,7 +19,7 @@ from sn2_det.models.backbones.table7 import (TABLE7_BACKBONES, TABLE7_LEVELS,
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_family_has_twenty_cells_varied_by_two_keys():
+def test_family_has_twenty_cells_varied_by_name_level_and_their_weights():
     files = sorted((ROOT / 'configs/table7').glob('lighthead_*.py'))
     assert len(files) == 20
     for name in TABLE7_BACKBONES:
@@ -27,8 +27,19 @@ def test_family_has_twenty_cells_varied_by_two_keys():
             path = cell_config(name, level)
             assert cell_of_config(path) == (name, level)
             cfg = Config.fromfile(path)
-            assert cfg.model.backbone.to_dict() == dict(type='Table7Backbone', name=name,
-                                                        level=level)
+            backbone = cfg.model.backbone.to_dict()
+            checkpoint = backbone.pop('init_cfg')['checkpoint']
+            assert backbone == dict(type='Table7Backbone', name=name, level=level)
+            # the weights of the pretraining config of the same name
+            stem = Path(checkpoint).stem
+            assert checkpoint == f'checkpoints/{stem}.pth'
+            pretrain = list((ROOT / 'configs/pretrain').rglob(f'{stem}.py'))
+            assert len(pretrain) == 1, stem
+            pre_cfg = Config.fromfile(str(pretrain[0]))
+            pre, cell = MODELS.build(pre_cfg.model.backbone), MODELS.build(backbone)
+            assert type(pre) is type(cell) and pre.widen_factor == cell.widen_factor
+            if hasattr(cell, 'arch_args'):
+                assert pre.arch_args() == cell.arch_args()
             assert (cfg.train_pipeline[2]['scale'] == (1200, 800))  # 800x1200
 
 

@@ -121,6 +121,8 @@ def test_topk_heads_give_mmdet_heads_detections():
     torch.manual_seed(0)
     ours = MODELS.build(cfg.model)
     ours.init_weights()
+    with torch.no_grad():  # distinct scores: no ties at the max_per_img cut
+        ours.roi_head.bbox_head.fc_cls.weight.normal_(std=0.5)
     plain_cfg = copy.deepcopy(cfg.model)
     plain_cfg.rpn_head.type = 'RPNHead'
     plain_cfg.roi_head.bbox_head.type = 'ConvFCBBoxHead'

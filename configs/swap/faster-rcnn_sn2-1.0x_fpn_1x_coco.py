@@ -1,10 +1,9 @@
 # mmdet's Faster R-CNN R50-FPN 1x with the ResNet-50 swapped for ShuffleNet V2 1.0x.
 # Stages 2-4 (strides 8/16/32) feed the FPN, whose two extra max-pooled levels give
 # strides 64 and 128; anchor scale 4 keeps mmdet's anchor sizes (32 to 512 pixels).
-# For ImageNet weights, convert them (tools/convert_weights.py) and set
-# backbone.init_cfg=dict(type='Pretrained', checkpoint='...').
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)
+custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
+                      allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
@@ -13,7 +12,15 @@ model = dict(
         widen_factor=1.0,
         out_indices=(0, 1, 2),
         frozen_stages=1,
-        norm_eval=True),
+        norm_eval=True,
+        # torchvision's ImageNet weights (mmdet's ImageNet mean/std RGB input):
+        # python tools/convert_weights.py shufflenetv2_x1-5666bf0f80.pth \
+        #     checkpoints/shufflenet_v2_1.0x_tv.pth
+        downsample_split='even',
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='checkpoints/shufflenet_v2_1.0x_tv.pth')),
     neck=dict(in_channels=[116, 232, 464], num_outs=5),
     rpn_head=dict(anchor_generator=dict(scales=[4], strides=[8, 16, 32, 64, 128])),
     roi_head=dict(bbox_roi_extractor=dict(featmap_strides=[8, 16, 32, 64])))
+# Stops before training when the weights are missing or were trained on other input.
+custom_hooks = [dict(type='PretrainedBackboneCheckHook')]

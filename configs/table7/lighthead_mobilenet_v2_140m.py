@@ -1,3 +1,6 @@
 _base_ = './_lighthead_table7.py'
 
-model = dict(backbone=dict(name='mobilenet_v2', level=140))
+model = dict(backbone=dict(
+    name='mobilenet_v2', level=140,
+    init_cfg=dict(type='Pretrained',
+                  checkpoint='checkpoints/mobilenet_v2_140m_imagenet.pth')))

@@ -1,3 +1,6 @@
 _base_ = './_lighthead_table7.py'
 
-model = dict(backbone=dict(name='shufflenet_v1', level=300))
+model = dict(backbone=dict(
+    name='shufflenet_v1', level=300,
+    init_cfg=dict(type='Pretrained',
+                  checkpoint='checkpoints/shufflenet_v1_300m_imagenet.pth')))

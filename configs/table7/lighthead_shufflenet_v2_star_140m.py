@@ -1,3 +1,6 @@
 _base_ = './_lighthead_table7.py'
 
-model = dict(backbone=dict(name='shufflenet_v2_star', level=140))
+model = dict(backbone=dict(
+    name='shufflenet_v2_star', level=140,
+    init_cfg=dict(type='Pretrained',
+                  checkpoint='checkpoints/shufflenet_v2_star_1.0x_imagenet.pth')))

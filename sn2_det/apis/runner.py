@@ -17,6 +17,7 @@ from ..engine.resume import latest_loadable_checkpoint
 from ..utils.config import read_config
 from .data_check import check_data_paths
 from .model_check import check_model_types
+from .pretrained_check import check_pretrained_backbone
 
 
 def add_common_args(parser) -> None:
@@ -88,6 +89,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
         cfg.resume, cfg.load_from = checkpoint is not None, checkpoint
     elif resume:
         cfg.resume, cfg.load_from = True, resume
+    check_pretrained_backbone(cfg)
     started = init_cpu_process_group(cfg)
     try:
         runner = Runner.from_cfg(cfg)

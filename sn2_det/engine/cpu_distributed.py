@@ -1,9 +1,16 @@
 """Distributed data-parallel training on CPU processes (gloo).
 
-mmengine 0.10.7 assumes one GPU a process: its PyTorch launcher calls
-``torch.cuda.set_device`` and its runner passes ``device_ids`` to DDP. Without CUDA,
+mmengine 0.10.7 assumes one GPU a process: its PyTorch and Slurm launchers call
+``torch.cuda.set_device`` (the Slurm one also takes the local rank modulo the GPU
+count) and its runner passes ``device_ids`` to DDP. Without CUDA,
 :func:`init_cpu_process_group` starts the gloo process group before the runner (which
-then skips its own start), and :class:`CPUDistributedDataParallel` drops the device ids.
+then skips its own start), and :class:`CPUDistributedDataParallel` drops the device
+ids; everything else is mmengine's wrapper with its defaults
+(``find_unused_parameters=False`` unless the config sets that top-level key, as
+mmengine's runner reads it). ``--launcher slurm`` (``tools/slurm_train.sh``) takes
+rank and world size from ``SLURM_PROCID`` / ``SLURM_NTASKS`` and the master address
+from ``MASTER_ADDR`` or the first host of ``SLURM_NODELIST`` (``scontrol``), the port
+from ``MASTER_PORT`` (29500), as mmengine's Slurm launcher does.
 
 Faults (issue 7): every collective of the group gives up after
 ``env_cfg.dist_cfg.timeout`` seconds (mmengine's key; :data:`DEFAULT_TIMEOUT_S` when
@@ -15,6 +22,7 @@ saving a checkpoint or computing COCO metrics while the others wait).
 """
 import datetime
 import os
+import subprocess
 
 import torch
 import torch.distributed as dist
@@ -30,6 +38,24 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=None, **kwargs)
 
 
+def slurm_environment(environ=os.environ) -> dict:
+    """``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` of a
+    task started by ``srun`` (see the module docstring)."""
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
+               if k not in environ]
+    if missing:
+        raise RuntimeError(f'--launcher slurm runs under srun (tools/slurm_train.sh); '
+                           f'{", ".join(missing)} not set')
+    addr = environ.get('MASTER_ADDR')
+    if not addr:
+        hosts = subprocess.run(['scontrol', 'show', 'hostnames', environ['SLURM_NODELIST']],
+                               capture_output=True, text=True, check=True).stdout.split()
+        addr = hosts[0]
+    return dict(RANK=environ['SLURM_PROCID'], WORLD_SIZE=environ['SLURM_NTASKS'],
+                LOCAL_RANK=environ.get('SLURM_LOCALID', '0'), MASTER_ADDR=addr,
+                MASTER_PORT=environ.get('MASTER_PORT', '29500'))
+
+
 def init_cpu_process_group(cfg) -> bool:
     """For a distributed launch without CUDA: gloo group and CPU DDP wrapper.
 
@@ -37,8 +63,11 @@ def init_cpu_process_group(cfg) -> bool:
     :func:`destroy_cpu_process_group` (gloo's threads abort the interpreter at exit
     when the group is left open).
     """
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+    launcher = cfg.get('launcher', 'none')
+    if launcher not in ('pytorch', 'slurm') or torch.cuda.is_available():
         return False
+    if launcher == 'slurm':
+        os.environ.update(slurm_environment())
     cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel',
                                  broadcast_buffers=False,
                                  find_unused_parameters=cfg.get('find_unused_parameters',

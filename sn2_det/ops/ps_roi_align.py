@@ -8,7 +8,12 @@ pixels; output (K, C, kh, kw). Output channel c of bin (i, j) reads input channe
 shifted by half a pixel, no rounding; ``sampling_ratio`` samples per bin side, or
 ``ceil(roi size / bins)`` when <= 0; bilinear samples outside [-1, size] count as 0).
 The one difference: a RoI of zero size gets one sample per bin here, where
-torchvision divides 0 by 0.
+torchvision divides 0 by 0. Two keys give the kernel of the Light-Head R-CNN
+authors' code (``lib_psalign_pooling``): ``aligned=False`` drops the half-pixel
+shift of the box corners, and ``reduction='max'`` takes a bin's largest sample
+instead of their mean, the gradient going to that (arg-max) sample only; it needs
+a fixed ``sampling_ratio`` (the authors' 2). Their bilinear weights at the map's
+border are not copied: samples are interpolated as above in both reductions.
 
 The pure-PyTorch path is vectorised: bilinear weights are separable in y and x, so
 each bin is a bag of samples*4 weighted taps into a channels-last view of the input,
@@ -23,6 +28,7 @@ import torch
 
 Size = Union[int, Tuple[int, int]]
 IMPLS = ('auto', 'torch', 'gather', 'torchvision')
+REDUCTIONS = ('avg', 'max')
 _torchvision_ops = None
 
 
@@ -60,35 +66,55 @@ def _torchvision():
     return _torchvision_ops or None
 
 
-def _use_torchvision(impl: str, input: torch.Tensor) -> bool:
+def _use_torchvision(impl: str, input: torch.Tensor, torchvision_defined: bool) -> bool:
     if impl not in IMPLS:
         raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
     if impl in ('torch', 'gather') or torch.onnx.is_in_onnx_export() \
             or torch.jit.is_tracing():
         return False
     if impl == 'torchvision':
+        if not torchvision_defined:
+            raise ValueError("impl='torchvision' computes reduction='avg' with "
+                             "aligned=True only; use impl 'auto', 'torch' or 'gather'")
         if _torchvision() is None:
             raise RuntimeError('impl="torchvision" needs torchvision, which does not '
                                'import here')
         return True
-    return input.is_cuda and _torchvision() is not None
+    return torchvision_defined and input.is_cuda and _torchvision() is not None
+
+
+def check_reduction(reduction: str, aligned: bool, sampling_ratio: int) -> None:
+    """``reduction`` and ``aligned`` valid, and a fixed ``sampling_ratio`` for 'max'."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+    if not isinstance(aligned, bool):
+        raise ValueError(f'aligned must be True or False, got {aligned!r}')
+    if reduction == 'max' and (isinstance(sampling_ratio, bool)
+                               or not isinstance(sampling_ratio, int) or sampling_ratio < 1):
+        raise ValueError(f"reduction='max' needs a fixed sampling_ratio >= 1 (the "
+                         f"authors' kernel: 2), got {sampling_ratio!r}")
 
 
 def ps_roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: Size,
                  spatial_scale: float = 1.0, sampling_ratio: int = -1,
-                 impl: str = 'auto') -> torch.Tensor:
+                 impl: str = 'auto', reduction: str = 'avg',
+                 aligned: bool = True) -> torch.Tensor:
     """Position-sensitive RoI Align; see the module docstring. Returns (K, C, kh, kw).
 
     ``impl``: 'torch' (the fused PyTorch path), 'gather' (its ``index_select`` form,
     what ONNX export uses), 'torchvision' (its kernel), or 'auto': torchvision's
     kernel on CUDA where it imports, else 'torch' ('gather' under ONNX export).
+    ``reduction``: 'avg' (torchvision's) or 'max' (the authors' kernel);
+    ``aligned``: shift the box corners by half a pixel (torchvision) or not (authors).
     """
     kh, kw = _check(input, rois, output_size)
-    if _use_torchvision(impl, input):
+    check_reduction(reduction, aligned, sampling_ratio)
+    if _use_torchvision(impl, input, reduction == 'avg' and aligned):
         return _torchvision().ps_roi_align(input, rois.to(input.dtype), (kh, kw),
                                            spatial_scale, sampling_ratio)
     fused = impl != 'gather' and not torch.onnx.is_in_onnx_export()
-    return _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fused)
+    return _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fused,
+                               reduction == 'max', 0.5 if aligned else 0.0)
 
 
 def _axis_taps(start: torch.Tensor, bin_size: torch.Tensor, grid: torch.Tensor,
@@ -120,12 +146,13 @@ def _sampling_grid(extent: torch.Tensor, bins: int, sampling_ratio: int) -> torc
     return torch.ceil(extent / bins).long().clamp(min=1)
 
 
-def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fused):
+def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fused,
+                        take_max=False, offset=0.5):
     n, cin, height, width = input.shape
     channels = cin // (kh * kw)
     rois = rois.to(input.dtype)
     batch = rois[:, 0].long()
-    x1, y1, x2, y2 = (rois[:, 1:] * spatial_scale - 0.5).unbind(1)
+    x1, y1, x2, y2 = (rois[:, 1:] * spatial_scale - offset).unbind(1)
     grid_h = _sampling_grid(y2 - y1, kh, sampling_ratio)
     grid_w = _sampling_grid(x2 - x1, kw, sampling_ratio)
     if sampling_ratio > 0 or rois.shape[0] == 0:
@@ -145,9 +172,15 @@ def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fuse
     plane = (batch.view(-1, 1, 1, 1, 1) * kh + i) * kw + j
     rows = (plane * height + ys.view(-1, kh, 1, max_h * 2, 1)) * width
     index = rows + xs.view(-1, 1, kw, 1, max_w * 2)  # (K, kh, kw, Gh*2, Gw*2)
-    count = (grid_h * grid_w).to(input.dtype).view(-1, 1, 1, 1, 1)
+    count = 1 if take_max else (grid_h * grid_w).to(input.dtype).view(-1, 1, 1, 1, 1)
     weight = (wy.view(-1, kh, 1, max_h * 2, 1) / count) * wx.view(-1, 1, kw, 1, max_w * 2)
-    bags, taps = rois.shape[0] * kh * kw, max_h * max_w * 4
+    if take_max:  # one bag of 2 x 2 taps per sample, (K, kh, kw, Gh, Gw, 2, 2)
+        def per_sample(t):
+            return t.reshape(-1, kh, kw, max_h, 2, max_w, 2).transpose(4, 5)
+        index, weight = per_sample(index), per_sample(weight)
+        bags, taps = rois.shape[0] * kh * kw * max_h * max_w, 4
+    else:
+        bags, taps = rois.shape[0] * kh * kw, max_h * max_w * 4
     index, weight = index.reshape(bags, taps), weight.reshape(bags, taps)
     if fused:  # no (bags, taps, C) intermediate
         out = torch.nn.functional.embedding_bag(index, table, per_sample_weights=weight,
@@ -155,6 +188,8 @@ def _ps_roi_align_torch(input, rois, kh, kw, spatial_scale, sampling_ratio, fuse
     else:
         out = (table.index_select(0, index.reshape(-1)).view(bags, taps, channels)
                * weight.unsqueeze(-1)).sum(1)
+    if take_max:  # max over a bin's samples; autograd sends the gradient to the arg-max
+        out = out.view(-1, max_h * max_w, channels).max(1).values
     return out.view(-1, kh, kw, channels).permute(0, 3, 1, 2).contiguous()
 
 

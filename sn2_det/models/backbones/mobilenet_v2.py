@@ -5,7 +5,10 @@ layers and the final 1x1 conv) and freezes by layer. :class:`StagedMobileNetV2` 
 its network and weights (same module names) and numbers them like ShuffleNetV2:
 out_indices 0, 1, 2 = the ends of the stride-8, 16 and 32 parts (mmdet layers 3, 5, 7)
 and 3 = the final 1x1 conv (``conv2``); frozen_stages 0 = the stem (everything before
-stride 8: conv1, layer1, layer2), k = the stem and the first k stages.
+stride 8: conv1, layer1, layer2), k = the stem and the first k stages. As in our
+other backbones, the layers past the deepest output are not part of the module
+(``staged_backbone.TruncatedLayersMixin``), and ``last_stage_dilation=2`` runs the
+stride-32 part (layer6, layer7) at stride 16.
 """
 from typing import Optional, Sequence
 
@@ -13,7 +16,7 @@ from mmdet.models.backbones import MobileNetV2
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from .staged_backbone import KnownArgumentsMixin, StrictPretrainedMixin
+from .staged_backbone import KnownArgumentsMixin, StrictPretrainedMixin, dilate_last_stage
 from ...utils.validation import check_bool, check_choice, check_out_indices
 
 # mmdet layer index (0 = layer1 ... 6 = layer7, 7 = conv2) of each of our out_indices.
@@ -33,11 +36,14 @@ class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2)
         out_indices: 0, 1, 2 = stride 8, 16, 32 stages, 3 = final 1x1 conv.
         frozen_stages: -1 freezes nothing, 0 the stem (conv1, layer1, layer2), k in
             1..3 the stem and the first k stages.
+        last_stage_dilation: 1, or 2 for stride 16 in layer6 and layer7 (layer6's
+            downsampling block at stride 1, the later blocks' 3x3 convs dilated by 2).
         conv_cfg, norm_cfg, act_cfg, norm_eval, with_cp, init_cfg: as mmdet's.
     """
 
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (3,),
-                 frozen_stages: int = -1, conv_cfg: Optional[dict] = None,
+                 frozen_stages: int = -1, last_stage_dilation: int = 1,
+                 conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
                  norm_eval: bool = False, with_cp: bool = False, init_cfg=None):
         if (isinstance(widen_factor, bool) or not isinstance(widen_factor, (int, float))
@@ -47,6 +53,7 @@ class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2)
         check_bool('with_cp', with_cp)
         out_indices = check_out_indices(out_indices, (0, 1, 2, 3))
         check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
+        check_choice('last_stage_dilation', last_stage_dilation, (1, 2))
         super().__init__(
             widen_factor=widen_factor,
             out_indices=tuple(OUT_LAYERS[i] for i in out_indices),
@@ -58,7 +65,15 @@ class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2)
         layer_channels = [make_divisible(channels * widen_factor, 8)
                           for _, channels, _, _ in self.arch_settings] + [self.out_channel]
         self.out_channels = [layer_channels[OUT_LAYERS[i]] for i in self.out_indices]
-        self.out_strides = [STRIDES[i] for i in self.out_indices]
+        self.last_stage_dilation = last_stage_dilation
+        strides = STRIDES
+        if last_stage_dilation > 1:
+            dilate_last_stage([*self.layer6, *self.layer7], last_stage_dilation)
+            strides = tuple(16 if s == 32 else s for s in STRIDES)
+        self.out_strides = [strides[i] for i in self.out_indices]
+        deepest = max(self.layer_out_indices)
+        self._truncate_after(self, self.layers, deepest)
+        self.layers = self.layers[:deepest + 1]
         self._freeze_stages()
 
     def _freeze_stages(self):
@@ -66,8 +81,8 @@ class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2)
         conv1's BN in training mode)."""
         if self.frozen_stages < 0:
             return
-        frozen = [self.conv1] + [getattr(self, f'layer{i}')
-                                 for i in range(1, FROZEN_LAYERS[self.frozen_stages] + 1)]
+        frozen = [self.conv1] + [getattr(self, name)
+                                 for name in self.layers[:FROZEN_LAYERS[self.frozen_stages]]]
         for module in frozen:
             module.eval()
             for param in module.parameters():

@@ -80,6 +80,9 @@ class ShuffleNetV1(StagedBackbone):
             16, 32). The network has no final 1x1 conv, so there is no index 3.
         frozen_stages: -1 freezes nothing, 0 the stem (conv1), k in 1..3 the stem and
             the first k stages.
+        last_stage_dilation: 1, or 2 to run the last stage at stride 16 (its
+            downsampling unit at stride 1, the later units' 3x3 convs dilated by 2),
+            the thin map of Light-Head R-CNN at stride 16 as in its authors' code.
         conv_cfg, norm_cfg, act_cfg: as in mmcv's ConvModule.
         norm_eval: keep BN layers in eval mode (frozen statistics) during training.
         with_cp: gradient checkpointing of each unit, to save memory.
@@ -87,7 +90,8 @@ class ShuffleNetV1(StagedBackbone):
     """
 
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (2,),
-                 frozen_stages: int = -1, in_channels: int = 3,
+                 frozen_stages: int = -1, last_stage_dilation: int = 1,
+                 in_channels: int = 3,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU'), norm_eval: bool = False,
@@ -95,7 +99,7 @@ class ShuffleNetV1(StagedBackbone):
         check_choice('widen_factor', widen_factor, tuple(ARCH_CHANNELS))
         check_bool('with_cp', with_cp)
         super().__init__(out_indices, frozen_stages, norm_eval, num_outputs=3,
-                         init_cfg=init_cfg)
+                         last_stage_dilation=last_stage_dilation, init_cfg=init_cfg)
 
         self.widen_factor = float(widen_factor)
         stem_channels, *stage_channels = ARCH_CHANNELS[self.widen_factor]

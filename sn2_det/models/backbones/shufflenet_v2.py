@@ -107,6 +107,9 @@ class ShuffleNetV2(StagedBackbone):
             16, 32), 3 = conv5 (stride 32), numbered as in mmpretrain.
         frozen_stages: -1 freezes nothing, 0 the stem (conv1), k in 1..3 the stem and
             the first k stages (Light-Head R-CNN freezes the stem and stage2: 1).
+        last_stage_dilation: 1, or 2 to run the last stage at stride 16 (its
+            downsampling unit at stride 1, the later units' 3x3 convs dilated by 2),
+            the thin map of Light-Head R-CNN at stride 16 as in its authors' code.
         downsample_split: channel split of a downsampling unit. 'official': the
             projection branch keeps its input width and the main branch outputs the
             rest, as in the authors' code (stage2's first unit: 24 + 92 at 1.0x);
@@ -131,7 +134,8 @@ class ShuffleNetV2(StagedBackbone):
     """
 
     def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (3,),
-                 frozen_stages: int = -1, downsample_split: str = 'official',
+                 frozen_stages: int = -1, last_stage_dilation: int = 1,
+                 downsample_split: str = 'official',
                  star: bool = False, star_act: bool = False, star_proj: bool = False,
                  in_channels: int = 3, conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
@@ -143,7 +147,7 @@ class ShuffleNetV2(StagedBackbone):
                                 with_cp=with_cp).items():
             check_bool(name, value)
         super().__init__(out_indices, frozen_stages, norm_eval, num_outputs=4,
-                         init_cfg=init_cfg)
+                         last_stage_dilation=last_stage_dilation, init_cfg=init_cfg)
 
         self.widen_factor = float(widen_factor)
         self.downsample_split = downsample_split

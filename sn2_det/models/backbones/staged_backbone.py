@@ -12,7 +12,18 @@ naming mismatched keys and shapes (mmengine's loader only warns), and checks the
 architecture a checkpoint records against ``arch_args()`` where a backbone has it.
 An unknown constructor argument is a TypeError naming it and the valid ones
 (:class:`KnownArgumentsMixin`).
+
+Only the layers up to the deepest of ``out_indices`` are part of the module
+(:class:`TruncatedLayersMixin`): conv5 of a detector that reads stage 4 is neither
+computed nor trained, so every trainable parameter gets a gradient and mmengine's
+DDP wrapper runs with its default ``find_unused_parameters=False``. A whole-network
+ImageNet checkpoint still loads strictly: the layers past the outputs are kept aside
+until ``init_weights`` has loaded it, then dropped.
+
+``last_stage_dilation=2`` runs the last stage at stride 16 (:func:`dilate_last_stage`),
+for the thin feature map of Light-Head R-CNN at stride 16 as in its authors' code.
 """
+import contextlib
 import inspect
 from typing import Sequence
 
@@ -60,30 +71,83 @@ class KnownArgumentsMixin:
         return super().__new__(cls)
 
 
-class StrictPretrainedMixin:
-    """``init_cfg`` type 'Pretrained' through :func:`load_backbone_checkpoint`."""
+def dilate_last_stage(units: Sequence[nn.Module], dilation: int) -> None:
+    """Stride 16 instead of 32 for the last stage, as TF-slim's ``output_stride=16``
+    that the Light-Head R-CNN authors' ResNet uses: the downsampling unit (the first
+    of ``units``) runs at stride 1, the units after it have their k x k convolutions
+    (k > 1) dilated by ``dilation`` (padding grows to keep the size)."""
+    first, *rest = units
+    for module in first.modules():
+        if isinstance(module, (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d)):
+            module.stride = (1, 1) if isinstance(module, nn.Conv2d) else 1
+    for unit in rest:
+        for module in unit.modules():
+            if isinstance(module, nn.Conv2d) and max(module.kernel_size) > 1:
+                module.dilation = (dilation, dilation)
+                module.padding = tuple(dilation * (k // 2) for k in module.kernel_size)
+
+
+class TruncatedLayersMixin:
+    """Keeps only the layers an output needs; see the module docstring.
+
+    ``_truncate_after(container, names, deepest)``: of the layers ``names`` (in order)
+    of ``container``, those after index ``deepest`` leave the module and wait in
+    ``_beyond_outputs`` for :meth:`_whole_network` until the weights are initialised.
+    """
+
+    def _truncate_after(self, container: nn.Module, names: Sequence[str], deepest: int):
+        beyond = [(name, getattr(container, name)) for name in names[deepest + 1:]]
+        for name, _ in beyond:
+            delattr(container, name)
+        # a plain attribute: neither parameters, state_dict, DDP nor .to() see them
+        self.__dict__['_beyond_outputs'] = (container, beyond)
+
+    @contextlib.contextmanager
+    def _whole_network(self):
+        """The layers past the outputs attached again (to load a whole checkpoint)."""
+        container, beyond = self.__dict__.get('_beyond_outputs', (None, []))
+        for name, module in beyond:
+            container.add_module(name, module)
+        try:
+            yield
+        finally:
+            for name, _ in beyond:
+                delattr(container, name)
+
+    def _drop_beyond_outputs(self):
+        self.__dict__['_beyond_outputs'] = (None, [])
+
+
+class StrictPretrainedMixin(TruncatedLayersMixin):
+    """``init_cfg`` type 'Pretrained' through :func:`load_backbone_checkpoint`, into
+    the whole network (a checkpoint of a classifier holds its last layers too)."""
 
     def init_weights(self):
         init_cfg = self.init_cfg
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            load_backbone_checkpoint(self, init_cfg['checkpoint'],
-                                     prefix=init_cfg.get('prefix'))
+            with self._whole_network():
+                load_backbone_checkpoint(self, init_cfg['checkpoint'],
+                                         prefix=init_cfg.get('prefix'))
+            self._drop_beyond_outputs()
             self._is_init = True
             return
         super().init_weights()
+        self._drop_beyond_outputs()
 
 
 class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
 
     def __init__(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
-                 num_outputs: int, init_cfg=None):
+                 num_outputs: int, last_stage_dilation: int = 1, init_cfg=None):
         out_indices = check_out_indices(out_indices, tuple(range(num_outputs)))
         check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
+        check_choice('last_stage_dilation', last_stage_dilation, (1, 2))
         check_bool('norm_eval', norm_eval)
         super().__init__(init_cfg=DEFAULT_INIT if init_cfg is None else init_cfg)
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.last_stage_dilation = last_stage_dilation
 
     def _build_stem(self, in_channels: int, stem_channels: int, **conv_args):
         """conv1 (3x3, stride 2, ConvModule) and maxpool (3x3, stride 2), shared by
@@ -93,9 +157,16 @@ class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
         self.layers = nn.ModuleList()
 
     def _set_outputs(self, channels: Sequence[int], strides: Sequence[int]):
-        """``out_channels`` / ``out_strides`` of the selected outputs, then freezing."""
+        """Dilation of the last stage (``layers[2]``), ``out_channels`` /
+        ``out_strides`` of the selected outputs, truncation after the deepest one,
+        then freezing."""
+        if self.last_stage_dilation > 1:
+            dilate_last_stage(list(self.layers[2]), self.last_stage_dilation)
+            strides = [16 if i >= 2 else s for i, s in enumerate(strides)]
         self.out_channels = [channels[i] for i in self.out_indices]
         self.out_strides = [strides[i] for i in self.out_indices]
+        self._truncate_after(self.layers, [str(i) for i in range(len(self.layers))],
+                             max(self.out_indices))
         self._freeze_stages()
 
     def _freeze_stages(self):
@@ -109,7 +180,7 @@ class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
     def forward(self, x: torch.Tensor):
         x = self.maxpool(self.conv1(x))
         outs = []
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers):  # up to the deepest output only
             x = layer(x)
             if i in self.out_indices:
                 outs.append(x)

@@ -24,7 +24,9 @@ def _check_two_features(count: int) -> None:
 class LightHeadRCNN(TwoStageDetector):
     """``neck.in_channels`` and ``rpn_head.in_channels`` may be left None: they are then
     read from the backbone's ``out_channels`` (last output, and the one before), so
-    one config serves every backbone of a family (``configs/table7``)."""
+    one config serves every backbone of a family (``configs/table7``). Likewise the
+    RoI extractor's ``featmap_strides`` left None follows the backbone's last
+    ``out_strides`` (16 with ``last_stage_dilation=2``); set, it must equal it."""
 
     def __init__(self, backbone: dict, neck: dict, rpn_head: dict, **kwargs):
         if neck.get('in_channels') is None or rpn_head.get('in_channels') is None:
@@ -34,6 +36,22 @@ class LightHeadRCNN(TwoStageDetector):
             rpn_head = dict(rpn_head,
                             in_channels=rpn_head.get('in_channels') or channels[-2])
         super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, **kwargs)
+        self._follow_backbone_stride()
+
+    def _follow_backbone_stride(self) -> None:
+        extractor = self.roi_head.bbox_roi_extractor
+        stride = getattr(self.backbone, 'out_strides', [None])[-1]
+        key = 'model.roi_head.bbox_roi_extractor.featmap_strides'
+        if extractor.featmap_strides is None:
+            if stride is None:
+                raise ValueError(f'{key} is None and the backbone '
+                                 f'{type(self.backbone).__name__} has no out_strides to '
+                                 f'follow; set it to the thin map\'s stride, e.g. [32]')
+            extractor.featmap_strides = [stride]
+        elif stride is not None and list(extractor.featmap_strides) != [stride]:
+            raise ValueError(f'{key} is {list(extractor.featmap_strides)}, but the thin '
+                             f'map is at stride {stride} (the backbone\'s last output); '
+                             f'set it to [{stride}] or None (follows the backbone)')
 
     def _split(self, batch_inputs):
         x = self.extract_feat(batch_inputs)

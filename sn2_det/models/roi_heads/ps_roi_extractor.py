@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from mmdet.registry import MODELS
 
 from ...ops import ps_roi_align, ps_roi_pool
+from ...ops.ps_roi_align import check_reduction
 from ...utils.validation import check_choice
 
 
@@ -15,22 +16,34 @@ class PSRoIExtractor(BaseModule):
     """PS-RoI Align (``mode='align'``, the paper's) or PS-RoI pooling (``'pool'``,
     the ablation) on one feature map of ``out_channels * output_size**2`` channels.
 
+    ``reduction`` ('avg' or 'max') and ``aligned`` (half-pixel shift) of PS-RoI Align
+    as in :func:`sn2_det.ops.ps_roi_align`: 'avg' with ``aligned=True`` is
+    torchvision's op, 'max' with ``aligned=False`` the authors' kernel.
     Returns (K, out_channels, output_size, output_size) for mmdet's bbox heads.
     """
 
     def __init__(self, output_size: int = 7, out_channels: int = 10,
-                 featmap_strides: Sequence[int] = (32,), sampling_ratio: int = 2,
-                 mode: str = 'align', init_cfg=None):
+                 featmap_strides: Optional[Sequence[int]] = (32,), sampling_ratio: int = 2,
+                 mode: str = 'align', reduction: str = 'avg', aligned: bool = True,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         check_choice('mode', mode, ('align', 'pool'))
-        if len(featmap_strides) != 1:
+        if mode == 'align':
+            check_reduction(reduction, aligned, sampling_ratio)
+        elif (reduction, aligned) != ('avg', True):
+            raise ValueError("reduction and aligned are keys of mode='align'; "
+                             "mode='pool' averages rounded bins")
+        if featmap_strides is not None and len(featmap_strides) != 1:
             raise ValueError(f'PSRoIExtractor reads one feature map; featmap_strides '
-                             f'must have one entry, got {list(featmap_strides)}')
+                             f'must have one entry (or None: LightHeadRCNN sets the '
+                             f'backbone\'s), got {list(featmap_strides)}')
         self.output_size = output_size
         self.out_channels = out_channels
-        self.featmap_strides = list(featmap_strides)
+        self.featmap_strides = None if featmap_strides is None else list(featmap_strides)
         self.sampling_ratio = sampling_ratio
         self.mode = mode
+        self.reduction = reduction
+        self.aligned = aligned
 
     @property
     def num_inputs(self) -> int:
@@ -49,4 +62,5 @@ class PSRoIExtractor(BaseModule):
         scale = 1.0 / self.featmap_strides[0]
         if self.mode == 'pool':
             return ps_roi_pool(feat, rois, self.output_size, scale)
-        return ps_roi_align(feat, rois, self.output_size, scale, self.sampling_ratio)
+        return ps_roi_align(feat, rois, self.output_size, scale, self.sampling_ratio,
+                            reduction=self.reduction, aligned=self.aligned)
