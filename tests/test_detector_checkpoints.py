@@ -203,3 +203,15 @@ def test_load_from_refuses_a_backbone_of_another_width(toy_root, tmp_path):
                                               r'keys do not fit .*first: backbone\.'):
         train(cfg)
     assert not (tmp_path / 'w' / 'epoch_1.pth').exists()
+
+
+def test_resume_is_strict_even_where_a_fine_tune_would_load(toy_root, tmp_path):
+    path = tmp_path / 'coco_80.pth'
+    torch.save(dict(meta={}, state_dict=_toy_model(num_classes=80).state_dict()), path)
+    cfg = load_config(TOY, str(tmp_path / 'r'), str(toy_root), SMALL_OPTIONS)
+    with pytest.raises(CheckpointError, match=r'coco_80.pth does not fit the detector of '
+                                              r'.*lighthead_sn2_toy\.py: 2 keys do not fit '
+                                              r'\(2 of another shape\); first: roi_head\.'
+                                              r'bbox_head\.fc_cls\.weight: checkpoint '
+                                              r'\(81, 256\) vs model \(4, 256\)'):
+        train(cfg, resume=str(path))

@@ -3,9 +3,9 @@
 ``run_tool(main)`` (each ``tools/*.py`` ends with it) runs ``main`` on the command
 line's arguments. The project's own errors (:class:`sn2_det.utils.errors.SN2DetError`)
 and the FileNotFoundError / ValueError that sn2_det's or the tool's own code raises
-(its checks: the raising frame, or that of an exception mmengine re-raised with the
-same type, is in the sn2_det package or next to the tool) print ``error: <message>``
-on one line to stderr and exit with status 2, as argparse does for bad arguments.
+(its checks: the raising frame is in the sn2_det package or next to the tool) print
+``error: <message>`` on one line to stderr and exit with status 2, as argparse does
+for bad arguments.
 Anything else, and everything with ``--debug`` on the command line or
 ``SN2_DET_DEBUG=1`` in the environment, keeps its traceback.
 """
@@ -33,17 +33,9 @@ def is_check_failure(err: BaseException, tool_dir: Optional[Path] = None) -> boo
     """Whether ``err`` is one of the project's checks failing (see module docstring)."""
     if isinstance(err, SN2DetError):
         return True
-    if not isinstance(err, CHECK_TYPES):
-        return False
+    where = _raised_in(err) if isinstance(err, CHECK_TYPES) else None
     ours = [PACKAGE_DIR] + ([tool_dir.resolve()] if tool_dir else [])
-    seen = err
-    while isinstance(seen, type(err)):  # mmengine's registry re-raises as type(e)(...)
-        where = _raised_in(seen)
-        if where is not None and any(d == where.parent or d in where.parents
-                                     for d in ours):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return where is not None and any(d in where.parents for d in ours)
 
 
 def one_line(err: BaseException) -> str:
