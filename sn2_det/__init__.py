@@ -3,11 +3,14 @@
 Importing the package registers every module in mmdet's registries (a config needs
 only ``custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)``) and
 makes mmengine load local checkpoints under ``weights_only=True``
-(:mod:`sn2_det.utils.checkpoint`).
+(:mod:`sn2_det.utils.checkpoint`) and detector checkpoints only where they fit
+(:mod:`sn2_det.apis.detector_checkpoint`).
 """
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
+from .apis.detector_checkpoint import guard_detector_loading
 from .utils.checkpoint import register_safe_local_loader
 
 register_safe_local_loader()
+guard_detector_loading()
 
 __version__ = '0.1.0'

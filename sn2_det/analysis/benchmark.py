@@ -52,8 +52,8 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     cfg.model.backbone.init_cfg = None
     model = build_in_mmdet_scope(cfg.model)
     if checkpoint:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        from ..apis.detector_checkpoint import load_detector_checkpoint
+        load_detector_checkpoint(model, checkpoint, config)
     else:
         zero_predictors(model)
     model = model.backbone if backbone_only else model

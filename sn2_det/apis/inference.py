@@ -29,13 +29,15 @@ def draw_detections(image: np.ndarray, bboxes, labels, scores, classes,
 def detect_and_draw(config, checkpoint: str, image_path: str, out_path: str,
                     score_thr: float = 0.3, device: str = 'cpu') -> dict:
     """Run the detector on ``image_path`` and write the drawing to ``out_path``."""
-    from mmdet.apis import inference_detector, init_detector
+    from mmdet.apis import inference_detector
+
+    from .detector_checkpoint import init_checked_detector
 
     image = cv2.imread(image_path) if osp.isfile(image_path) else None
     if image is None:
         raise FileNotFoundError(f'cannot read image {image_path}: '
                                 f'{"not a readable image" if osp.isfile(image_path) else "no such file"}')
-    model = init_detector(config, checkpoint, device=device)
+    model = init_checked_detector(config, checkpoint, device=device)
     result = inference_detector(model, image).pred_instances
     classes = model.dataset_meta['classes']
     drawn = draw_detections(image, result.bboxes.cpu().numpy(), result.labels.cpu().numpy(),

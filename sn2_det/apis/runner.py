@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 from ..engine.resume import latest_loadable_checkpoint
 from ..utils.config import read_config
+from .class_check import check_class_counts
 from .data_check import check_data_paths
 from .model_check import check_model_types
 from .pretrained_check import check_pretrained_backbone
@@ -83,6 +84,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
     if auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)
     check_model_types(cfg)
+    check_class_counts(cfg)
     check_data_paths(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
     if resume == 'auto':
         checkpoint = latest_loadable_checkpoint(cfg.work_dir)
@@ -104,6 +106,7 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
     """Evaluate ``checkpoint``; returns the metrics (and dumps predictions to ``out``)."""
     check_model_types(cfg)
+    check_class_counts(cfg, ('test',))
     check_data_paths(cfg, ('test',))
     cfg.load_from = checkpoint
     if out:

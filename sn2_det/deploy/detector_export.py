@@ -44,10 +44,10 @@ from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
 from mmdet.structures import DetDataSample
 from mmengine.logging import MMLogger
-from mmengine.runner import load_checkpoint
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..apis.detector_checkpoint import load_detector_checkpoint
 from ..datasets.toy_shapes import draw_image
 from ..models.detectors import LightHeadRCNN
 from ..utils.config import build_in_mmdet_scope, read_config
@@ -311,7 +311,7 @@ def detector_from_config(config: str, checkpoint: Optional[str] = None,
         if checkpoint is not None:
             if not os.path.isfile(checkpoint):
                 raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-            load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+            load_detector_checkpoint(model, checkpoint, config)
     finally:
         logger.setLevel(level)
     return model.eval()

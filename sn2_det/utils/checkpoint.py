@@ -7,18 +7,56 @@ safety off, ``sn2_det`` replaces mmengine's loader for local paths with one that
 ``weights_only=True`` and allows exactly the types mmengine writes, inside the load
 only (``builtins.getattr`` is among them: ``HistoryBuffer`` pickles a reference to
 its own statistics methods; the unpickler still calls nothing outside the list).
+
+The loader also remembers the file name and ``meta`` of the last few checkpoints it
+read (:func:`loaded_from`), so that a check where mmengine hands over only the state
+dict (:mod:`sn2_det.apis.detector_checkpoint`) can name the file and read its meta.
 """
+import collections
 import os.path as osp
-from typing import Dict, Optional
+import weakref
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .errors import SN2DetError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(SN2DetError, ValueError):
     """A checkpoint file that cannot be read, or does not fit the model."""
+
+
+# (weak reference to one tensor of the state dict, file name, meta), newest last
+_RECENT_LOADS = collections.deque(maxlen=4)
+
+
+def _state_dict_of(checkpoint):
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) \
+        else None
+    return state if isinstance(state, dict) else {}
+
+
+def _remember(filename: str, checkpoint) -> None:
+    tensor = next((v for v in _state_dict_of(checkpoint).values()
+                   if isinstance(v, torch.Tensor)), None)
+    if tensor is not None:
+        meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), dict) else {}
+        _RECENT_LOADS.append((weakref.ref(tensor), filename, meta))
+
+
+def loaded_from(state_dict: Dict[str, torch.Tensor]) -> Tuple[Optional[str], dict]:
+    """The file and ``meta`` of the checkpoint that ``state_dict``'s tensors were read
+    from by this module's loader (mmengine's key renaming keeps the tensors), or
+    ``(None, {})``."""
+    ids = {id(v) for v in state_dict.values() if isinstance(v, torch.Tensor)}
+    for ref, filename, meta in reversed(_RECENT_LOADS):
+        tensor = ref()
+        if tensor is not None and id(tensor) in ids:
+            return filename, meta
+    return None, {}
 
 
 def _mmengine_checkpoint_globals() -> list:
@@ -51,7 +89,9 @@ def safe_torch_load(filename: str, map_location='cpu'):
 
 def load_from_local_safely(filename: str, map_location=None):
     """mmengine checkpoint scheme for local paths (see module docstring)."""
-    return safe_torch_load(filename, map_location)
+    checkpoint = safe_torch_load(filename, map_location)
+    _remember(filename, checkpoint)
+    return checkpoint
 
 
 def register_safe_local_loader() -> None:
