@@ -7,6 +7,7 @@ makes mmengine load local checkpoints under ``weights_only=True``
 """
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
 from .utils.checkpoint import register_safe_local_loader
+from .utils.config import config_file  # noqa: F401  (shipped configs, for _base_)
 
 register_safe_local_loader()
 
