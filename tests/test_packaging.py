@@ -124,3 +124,12 @@ def test_user_config_outside_the_repository_trains_from_the_installed_wheel(
     assert (user / 'work' / 'epoch_1.pth').is_file()
     merged = (user / 'work' / 'my_toy.py').read_text()
     assert "type='LightHeadRCNN'" in merged and 'config_file' not in merged
+
+
+def test_config_file_names_the_shipped_configs():
+    import sn2_det
+    path = Path(sn2_det.config_file('toy/lighthead_sn2_toy.py'))
+    assert path.read_text() == (ROOT / 'configs/toy/lighthead_sn2_toy.py').read_text()
+    with pytest.raises(FileNotFoundError, match=r"did you mean 'toy/lighthead_sn2_toy.py'"
+                       r".*lighthead_sn2_star.py"):
+        sn2_det.config_file('toy/lighthead_sn2_tyo.py')
