@@ -9,6 +9,7 @@ makes mmengine load local checkpoints under ``weights_only=True``
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
 from .apis.detector_checkpoint import guard_detector_loading
 from .utils.checkpoint import register_safe_local_loader
+from .utils.config import config_file  # noqa: F401  (shipped configs, for _base_)
 
 register_safe_local_loader()
 guard_detector_loading()

@@ -98,7 +98,8 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageSafely'),  # unreadable: a marked placeholder
+    # LoadImageSafely (unreadable: a marked placeholder), named as DetInferencer looks for it
+    dict(type='LoadImageFromFile', _scope_='sn2_det'),
     dict(type='Resize', scale=(1200, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

@@ -1,4 +1,6 @@
-"""Reading configs and building models from them, as the tools need it."""
+"""Reading configs and building models from them, as the tools need it, and the
+path of a config shipped inside the package (``sn2_det/.mim/configs``)."""
+import glob
 import os.path as osp
 
 from mmengine.config import Config
@@ -7,6 +9,40 @@ from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 from mmdet.registry import MODELS
+
+from .validation import closest
+
+CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim', 'configs')
+
+
+def shipped_configs() -> list:
+    """Every config shipped with the package, relative to its configs folder."""
+    paths = glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+    return sorted(osp.relpath(p, CONFIG_DIR).replace(osp.sep, '/') for p in paths)
+
+
+def config_file(name: str) -> str:
+    """Absolute path of the shipped config ``name`` (as under ``configs/``, e.g.
+    ``'toy/lighthead_sn2_toy.py'``), for a ``_base_`` outside the repository::
+
+        _base_ = __import__('sn2_det').config_file('lighthead_sn2.py')
+
+    mmengine evaluates the ``_base_`` expression while it reads the file, before
+    ``custom_imports`` and with no import statement of the file run, hence
+    ``__import__`` (docs/install.md says why not ``sn2_det::``).
+    """
+    path = osp.join(CONFIG_DIR, name)
+    if not osp.isfile(path):
+        names = shipped_configs()
+        if not names:
+            raise FileNotFoundError(f'no configs are shipped under {CONFIG_DIR}: the '
+                                    f'package was installed without them')
+        hint = closest(name, names)
+        raise FileNotFoundError(
+            f'{name!r} is not a config shipped with sn2_det'
+            + (f' (did you mean {hint[0]!r}?)' if hint else '')
+            + f'; the shipped configs are: {", ".join(names)}')
+    return path
 
 
 def read_config(path: str) -> Config:

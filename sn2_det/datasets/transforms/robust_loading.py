@@ -35,8 +35,13 @@ What happens then is ``on_unreadable``:
   ``max_unreadable_share`` stops the run with a RuntimeError naming both;
 - ``'raise'``: an ``UnreadableImageError`` naming the file and the reason.
 
-In a test pipeline it takes no arguments: mmdet's ``inference_detector`` swaps its type
-for ``LoadImageFromNDArray`` and keeps the arguments.
+In a test pipeline it takes no arguments and is named as mmdet's tools look for it,
+``dict(type='LoadImageFromFile', _scope_='sn2_det')`` (:mod:`sn2_det.registry`):
+mmdet's ``DetInferencer`` finds the entry by that name and replaces it with its
+``InferencerLoader``, which then builds this class in the ``sn2_det`` scope for
+paths and mmdet's ``LoadImageFromNDArray`` for arrays; ``inference_detector`` swaps
+the type for ``LoadImageFromNDArray`` on arrays and keeps the arguments. The plain
+name ``LoadImageFromFile`` (mmdet's default scope) stays mmcv's loader.
 ``CheckedCocoDataset`` rejects ``'skip'`` in test mode and ``'placeholder'`` in
 training.
 """
@@ -51,6 +56,7 @@ from mmengine.logging import print_log
 
 from mmdet.registry import TRANSFORMS
 
+from ...registry import TRANSFORMS as SN2_DET_TRANSFORMS
 from ...utils.validation import check_bool, check_choice
 
 ON_UNREADABLE = ('placeholder', 'skip', 'raise')
@@ -122,6 +128,7 @@ def decode_image(data: bytes, expected_hw: Optional[tuple] = None) -> np.ndarray
     return _to_uint8(img)
 
 
+@SN2_DET_TRANSFORMS.register_module(name='LoadImageFromFile')
 @TRANSFORMS.register_module()
 class LoadImageSafely(LoadImageFromFile):
     """Load ``img_path``, converting unusual images and handling unreadable ones.
