@@ -118,7 +118,9 @@ def _draw_boxes(ax, image, boxes, labels, classes, scores=None, solid=None) -> N
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
                                lw=2.5, linestyle=style))
         text = classes[int(label)] + ('' if scores is None else f' {float(scores[i]):.2f}')
-        ax.text(x1, max(y1 - 2, 0), text, fontsize=10, color='white', va='bottom',
+        inside = y1 < 0.08 * image.shape[0]  # no room above: the label goes inside
+        ax.text(x1 + (2 if inside else 0), y1 + 2 if inside else y1 - 2, text, fontsize=10,
+                color='white', va='top' if inside else 'bottom',
                 bbox=dict(facecolor=colour, edgecolor='none', pad=1.5, alpha=0.9))
     ax.set_xticks([])
     ax.set_yticks([])
@@ -141,11 +143,16 @@ def draw_grid(model, ann_file: str, image_dir: str, out: str, num_images: int = 
     detector = FrameDetector(model, score_thr)
     classes = detector.classes
     rows = (len(images) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, 2 * columns, dpi=100, squeeze=False,
-                             figsize=(4.2 * 2 * columns, 4.2 * rows + 1.4))
-    shown = []
-    for ax in axes.flat:
+    # pairs of panels, a narrow empty column between pairs
+    ratios = ([1, 1, 0.12] * columns)[:-1]
+    fig, grid = plt.subplots(rows, len(ratios), dpi=100, squeeze=False,
+                             figsize=(4.2 * (2 * columns + 0.12 * (columns - 1)),
+                                      4.2 * rows + 1.4),
+                             gridspec_kw=dict(width_ratios=ratios))
+    for ax in grid.flat:
         ax.axis('off')
+    axes = grid[:, [c for c in range(len(ratios)) if c % 3 != 2]]
+    shown = []
     for n, info in enumerate(images):
         image = read_image(osp.join(image_dir, info['file_name']))
         anns = [a for a in coco['annotations'] if a['image_id'] == info['id']]
@@ -160,9 +167,10 @@ def draw_grid(model, ann_file: str, image_dir: str, out: str, num_images: int = 
             ax.axis('on')
         _draw_boxes(ax_gt, image, gt_boxes, gt_labels, classes)
         _draw_boxes(ax_pred, image, boxes, labels, classes, scores, hit)
-        ax_gt.set_title(f'{info["file_name"]}: ground truth ({len(gt_boxes)})', fontsize=11)
-        ax_pred.set_title(f'predictions ({len(scores)}, {int((~hit).sum())} dashed)',
-                          fontsize=11)
+        ax_gt.set_title(f'{info["file_name"]}: ground truth: {len(gt_boxes)}', fontsize=11)
+        dashed = int((~hit).sum())
+        ax_pred.set_title(f'predictions: {len(scores)}' + (f' ({dashed} dashed)' if dashed
+                                                          else ''), fontsize=11)
         shown.append(dict(file_name=info['file_name'], gt=len(gt_boxes),
                           predictions=len(scores), unmatched=int((~hit).sum()),
                           min_score=float(scores.min()) if len(scores) else None))
