@@ -139,6 +139,8 @@ def test_bad_inputs_name_the_problem(tmp_path):
     bad_png.write_bytes(b'')
     with pytest.raises(MediaError, match='cannot read image .*bad.png'):
         infer_media(TOY, 'unused.pth', str(bad_png), str(tmp_path / 'o.png'))
+    with pytest.raises(MediaError, match='--score-thr must be between 0 and 1'):
+        infer_media(TOY, 'unused.pth', str(garbage), str(tmp_path / 'o.mp4'), score_thr=30)
     with pytest.raises(MediaError, match='--max-frames must be at least 1'):
         infer_media(TOY, 'unused.pth', str(garbage), str(tmp_path / 'o.mp4'), max_frames=0)
 

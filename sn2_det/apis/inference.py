@@ -23,7 +23,8 @@ INPUT_KINDS = 'an image, a folder of images, a video file or a camera index such
 
 
 class MediaError(ValueError):
-    """An input that cannot be read or an output that cannot be written."""
+    """An input that cannot be read, an output that cannot be written, or an option
+    out of its range."""
 
 
 def classify_input(source: Union[str, int]):
@@ -181,7 +182,7 @@ class _Progress:
         if self.bar is not None and self.count <= self.total:
             self.bar.update()
         elif self.enabled and self.bar is None:
-            elapsed = time.perf_counter() - self.start
+            elapsed = max(time.perf_counter() - self.start, 1e-9)
             sys.stderr.write(f'\rframes: {self.count}, {self.count / elapsed:.1f} '
                              f'frames/s, elapsed {elapsed:.0f}s (Ctrl-C stops)')
             sys.stderr.flush()
@@ -214,6 +215,8 @@ def infer_media(config, checkpoint: str, source: Union[str, int],
     out = out or default_out(kind)
     if max_frames is not None and max_frames < 1:
         raise MediaError(f'--max-frames must be at least 1 (got {max_frames})')
+    if not 0 <= score_thr <= 1:
+        raise MediaError(f'--score-thr must be between 0 and 1 (got {score_thr})')
     capture = None
     if kind == 'image':
         check_image_out(out)
