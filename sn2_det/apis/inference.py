@@ -1,48 +1,308 @@
-"""Detections of a trained model on one image, drawn and saved as a picture."""
+"""A trained detector on an image, a folder of images, a video file or a camera
+(``tools/infer.py``): detections drawn and written as pictures or as an annotated
+video, with a progress bar over frames and the frames per second.
+
+mmdet's ``inference_detector`` runs the model; the test pipeline is built once, its
+loading step replaced by mmdet's ``LoadImageFromNDArray`` (frames are decoded here,
+with opencv, so every kind of input takes the same path).
+"""
+import os
 import os.path as osp
+import sys
+import time
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np
 
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
+# Codecs that opencv-python-headless writes without extra libraries, by container.
+VIDEO_CODECS = {'.mp4': 'mp4v', '.avi': 'MJPG'}
+INPUT_KINDS = 'an image, a folder of images, a video file or a camera index such as 0'
+
+
+class MediaError(ValueError):
+    """An input that cannot be read, an output that cannot be written, or an option
+    out of its range."""
+
+
+def classify_input(source: Union[str, int]):
+    """``('camera', index)``, ``('image', path)``, ``('video', path)`` or
+    ``('folder', [image paths])``; raises naming what is wrong with ``source``."""
+    if isinstance(source, int) or str(source).isdigit():
+        return 'camera', int(source)
+    if not osp.exists(source):
+        raise FileNotFoundError(f'input {source} does not exist (give {INPUT_KINDS})')
+    if osp.isdir(source):
+        images = sorted(osp.join(source, name) for name in os.listdir(source)
+                        if osp.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
+        if not images:
+            raise MediaError(f'folder {source} holds no images '
+                             f'(extensions {", ".join(IMAGE_EXTENSIONS)})')
+        return 'folder', images
+    ext = osp.splitext(source)[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return 'image', source
+    if ext in VIDEO_EXTENSIONS:
+        return 'video', source
+    raise MediaError(f'input {source}: unknown file type {ext or "(no extension)"!r}; '
+                     f'images: {", ".join(IMAGE_EXTENSIONS)}; '
+                     f'videos: {", ".join(VIDEO_EXTENSIONS)}')
+
+
+def read_image(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f'cannot read image {path}: not a readable image '
+                         f'(empty, truncated, corrupt or of an unsupported format)')
+    return image
+
+
+def open_capture(kind: str, source: Union[str, int]) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        capture.release()
+        if kind == 'camera':
+            raise MediaError(f'cannot open camera {source}: no such device, or it is '
+                             f'in use (cameras are numbered from 0: /dev/video0 is 0)')
+        raise MediaError(f'cannot open video {source}: opencv cannot decode it (not a '
+                         f'video, truncated, or a codec this opencv build lacks)')
+    return capture
+
+
+def open_writer(path: str, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    ext = check_video_out(path)
+    codec = VIDEO_CODECS[ext]
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    if not writer.isOpened():
+        raise MediaError(f'cannot write video {path} with codec {codec} ({ext})')
+    return writer
+
+
+def check_video_out(path: str) -> str:
+    ext = osp.splitext(path)[1].lower()
+    if ext not in VIDEO_CODECS:
+        raise MediaError(f'--out {path}: an annotated video is written as '
+                         f'{" or ".join(VIDEO_CODECS)} (got {ext or "no extension"!r})')
+    return ext
+
+
+def check_image_out(path: str) -> None:
+    ext = osp.splitext(path)[1].lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise MediaError(f'--out {path}: a picture is written as one of '
+                         f'{", ".join(IMAGE_EXTENSIONS)} (got {ext or "no extension"!r})')
+
+
+def write_image(path: str, image: np.ndarray) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    if not cv2.imwrite(path, image):
+        raise MediaError(f'cannot write {path}')
+
 
 def draw_detections(image: np.ndarray, bboxes, labels, scores, classes,
                     score_thr: float = 0.3) -> np.ndarray:
-    """Boxes with class name and score on a copy of a BGR image."""
+    """Boxes with class name and score on a copy of a BGR image; line and text size
+    follow the image size."""
     canvas = image.copy()
     rng = np.random.default_rng(1)
     colours = rng.integers(64, 256, size=(max(len(classes), 1), 3))
+    side = min(canvas.shape[:2])
+    thickness = max(1, int(round(side / 320)))
+    font_scale = max(0.4, side / 700)
     for box, label, score in zip(bboxes, labels, scores):
         if score < score_thr:
             continue
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         colour = tuple(int(c) for c in colours[int(label) % len(colours)])
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness + 1)
         text = f'{classes[int(label)]} {float(score):.2f}'
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                                         thickness)
         top = max(y1 - th - base - 2, 0)
         cv2.rectangle(canvas, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
-        cv2.putText(canvas, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
 
 
-def detect_and_draw(config, checkpoint: str, image_path: str, out_path: str,
-                    score_thr: float = 0.3, device: str = 'cpu') -> dict:
-    """Run the detector on ``image_path`` and write the drawing to ``out_path``."""
-    from mmdet.apis import inference_detector
-
+def load_detector(config, checkpoint: str, device: str = 'cpu'):
+    """The detector of ``config`` with the weights of ``checkpoint``."""
     from .detector_checkpoint import init_checked_detector
+    return init_checked_detector(config, checkpoint, device=device)
 
-    image = cv2.imread(image_path) if osp.isfile(image_path) else None
-    if image is None:
-        raise FileNotFoundError(f'cannot read image {image_path}: '
-                                f'{"not a readable image" if osp.isfile(image_path) else "no such file"}')
-    model = init_checked_detector(config, checkpoint, device=device)
-    result = inference_detector(model, image).pred_instances
-    classes = model.dataset_meta['classes']
-    drawn = draw_detections(image, result.bboxes.cpu().numpy(), result.labels.cpu().numpy(),
-                            result.scores.cpu().numpy(), classes, score_thr)
-    if not cv2.imwrite(out_path, drawn):
-        raise OSError(f'cannot write {out_path}')
-    keep = result.scores >= score_thr
-    return dict(num_detections=int(keep.sum()), out=out_path)
+
+class FrameDetector:
+    """Detections of one BGR frame at a time, the model and its test pipeline built
+    once; ``model_seconds`` adds up the time spent in the pipeline and the model."""
+
+    def __init__(self, model, score_thr: float = 0.3):
+        from mmcv.transforms import Compose
+        from mmdet.utils import get_test_pipeline_cfg
+        self.model = model
+        self.classes = model.dataset_meta['classes']
+        self.score_thr = score_thr
+        pipeline = get_test_pipeline_cfg(model.cfg.copy())
+        pipeline[0].type = 'mmdet.LoadImageFromNDArray'
+        self.pipeline = Compose(pipeline)
+        self.model_seconds = 0.0
+        self.frames = 0
+
+    def __call__(self, image: np.ndarray):
+        """Boxes (x1, y1, x2, y2), labels and scores at or above the threshold."""
+        from mmdet.apis import inference_detector
+        start = time.perf_counter()
+        result = inference_detector(self.model, image, test_pipeline=self.pipeline)
+        self.model_seconds += time.perf_counter() - start
+        self.frames += 1
+        pred = result.pred_instances
+        keep = (pred.scores >= self.score_thr).cpu().numpy()
+        return (pred.bboxes.cpu().numpy()[keep], pred.labels.cpu().numpy()[keep],
+                pred.scores.cpu().numpy()[keep])
+
+    def draw(self, image: np.ndarray):
+        bboxes, labels, scores = self(image)
+        return draw_detections(image, bboxes, labels, scores, self.classes,
+                               self.score_thr), len(scores)
+
+
+class _Progress:
+    """mmengine's ProgressBar where the frame count is known, else a counter."""
+
+    def __init__(self, total: int, enabled: bool):
+        from mmengine.utils import ProgressBar
+        self.total, self.enabled, self.count = total, enabled, 0
+        self.start = time.perf_counter()
+        self.bar = ProgressBar(total, file=sys.stderr) if enabled and total > 0 else None
+
+    def update(self):
+        self.count += 1
+        if self.bar is not None and self.count <= self.total:
+            self.bar.update()
+        elif self.enabled and self.bar is None:
+            elapsed = max(time.perf_counter() - self.start, 1e-9)
+            sys.stderr.write(f'\rframes: {self.count}, {self.count / elapsed:.1f} '
+                             f'frames/s, elapsed {elapsed:.0f}s (Ctrl-C stops)')
+            sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write('\n')
+
+
+def default_out(kind: str) -> str:
+    return {'image': 'detections.png', 'folder': 'detections',
+            'video': 'detections.mp4', 'camera': 'detections.mp4'}[kind]
+
+
+def infer_media(config, checkpoint: str, source: Union[str, int],
+                out: Optional[str] = None, score_thr: float = 0.3, device: str = 'cpu',
+                max_frames: Optional[int] = None, progress: bool = True) -> dict:
+    """Detect and draw on ``source`` (:data:`INPUT_KINDS`) and write the result.
+
+    An image gives one picture (``out`` a file), a folder one picture per image in
+    the folder ``out`` (unreadable images are skipped and listed), a video or a
+    camera an annotated video (``out`` .mp4 or .avi) at the input's frame rate;
+    ``max_frames`` stops a video or a camera early (a camera otherwise runs until
+    Ctrl-C). Returns the kind, the output paths, the frame count, the detections at
+    or above ``score_thr`` and the frames per second of the model alone
+    (``model_fps``, pipeline included) and of the whole loop (``fps``, decoding,
+    drawing and writing included).
+    """
+    kind, items = classify_input(source)
+    out = out or default_out(kind)
+    if max_frames is not None and max_frames < 1:
+        raise MediaError(f'--max-frames must be at least 1 (got {max_frames})')
+    if not 0 <= score_thr <= 1:
+        raise MediaError(f'--score-thr must be between 0 and 1 (got {score_thr})')
+    capture = None
+    if kind == 'image':
+        check_image_out(out)
+        image = read_image(items)
+    elif kind in ('video', 'camera'):
+        check_video_out(out)
+        capture = open_capture(kind, items)  # fails before the model is built
+
+    try:
+        detector = FrameDetector(load_detector(config, checkpoint, device=device),
+                                 score_thr)
+    except BaseException:
+        if capture is not None:
+            capture.release()
+        raise
+    result = dict(kind=kind, out=out, outputs=[], detections=0, unreadable=[])
+    start = time.perf_counter()
+    if kind == 'image':
+        drawn, count = detector.draw(image)
+        write_image(out, drawn)
+        result.update(outputs=[out], detections=count)
+    elif kind == 'folder':
+        _infer_folder(detector, items, out, progress, result)
+    else:
+        _infer_stream(detector, capture, f'{kind} {items}', out, max_frames, progress,
+                      result)
+    elapsed = time.perf_counter() - start
+    frames = detector.frames
+    result.update(frames=frames, seconds=elapsed,
+                  fps=frames / elapsed if elapsed > 0 else float('nan'),
+                  model_fps=frames / detector.model_seconds
+                  if detector.model_seconds > 0 else float('nan'))
+    return result
+
+
+def _infer_folder(detector: FrameDetector, images: List[str], out_dir: str,
+                  progress: bool, result: dict) -> None:
+    from mmengine.logging import print_log
+    bar = _Progress(len(images), progress)
+    for path in images:
+        try:
+            image = read_image(path)
+        except MediaError as err:
+            result['unreadable'].append(path)
+            print_log(f'skipped: {err}', logger='current', level=30)
+            bar.update()
+            continue
+        drawn, count = detector.draw(image)
+        target = osp.join(out_dir, osp.basename(path))
+        write_image(target, drawn)
+        result['outputs'].append(target)
+        result['detections'] += count
+        bar.update()
+    bar.close()
+    if not result['outputs']:
+        raise MediaError(f'none of the {len(images)} images in the folder could be read '
+                         f'(first: {images[0]})')
+
+
+def _infer_stream(detector: FrameDetector, capture: cv2.VideoCapture, name: str,
+                  out: str, max_frames: Optional[int], progress: bool,
+                  result: dict) -> None:
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else 25.0
+    total = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)  # 0 for a camera
+    if max_frames:
+        total = min(total, max_frames) if total > 0 else max_frames
+    writer, bar = None, _Progress(total, progress)
+    try:
+        while max_frames is None or detector.frames < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            drawn, count = detector.draw(frame)
+            if writer is None:
+                writer = open_writer(out, fps, drawn.shape[1], drawn.shape[0])
+            writer.write(drawn)
+            result['detections'] += count
+            bar.update()
+    except KeyboardInterrupt:
+        pass  # a camera runs until stopped: keep what was written
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise MediaError(f'{name} gave no frames (an empty or undecodable stream)')
+    result['outputs'].append(out)
