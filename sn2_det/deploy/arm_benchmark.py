@@ -195,7 +195,8 @@ class NcnnModel:
         self.path, self.threads, self.version = path, threads, ncnn.__version__
         self.inputs = [(layer[3][0], ncnn_input_dims(layer), 'tensor(float)')
                        for layer in layers if layer[0] == 'Input']
-        self.output_names = list(self.net.output_names())
+        self.blob_names = list(self.net.output_names())  # what run extracts
+        self.output_names = self.blob_names
         self.precision = {key: bool(getattr(options, key)) for key in
                           NCNN_FP16_OPTIONS + ('use_winograd_convolution',
                                                'use_sgemm_convolution',
@@ -212,7 +213,7 @@ class NcnnModel:
             mats.append((x, self._ncnn.Mat(x[0]).clone()))
             extractor.input(name, mats[-1][1])
         outputs = []
-        for name in self.output_names:  # every output, or ncnn skips what they need
+        for name in self.blob_names:  # every output, or ncnn skips what they need
             status, mat = extractor.extract(name)
             if status != 0:
                 raise RuntimeError(f'ncnn could not compute output {name!r} ({status})')
@@ -232,11 +233,11 @@ class NcnnDetector(NcnnModel):
     def __init__(self, path, threads=1, fp16=False):
         super().__init__(path, threads, fp16)
         self.post = LightHeadPost(post_path(path))
-        self.dense_names = self.output_names
+        self.dense_names = self.blob_names
         self.output_names = list(DETECTOR_OUTPUTS)
 
     def run(self, feeds):
-        dense = dict(zip(self.dense_names, super().run(feeds)))
+        dense = dict(zip(self.blob_names, super().run(feeds)))
         return list(self.post(dense['rpn_cls'][0], dense['rpn_reg'][0], dense['thin'][0]))
 
 
