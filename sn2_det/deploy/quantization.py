@@ -64,14 +64,14 @@ def feeds_from_images(path: str, images: Sequence[np.ndarray], mean=MEAN, std=ST
 
 def fp32_nodes(path: str) -> List[Tuple[str, str]]:
     """(op type, name) of the nodes of a QDQ model that compute in fp32: every node
-    but the Quantize/DequantizeLinear pairs none of whose inputs comes from a
-    DequantizeLinear."""
+    but the Quantize/DequantizeLinear pairs and the Constants none of whose inputs
+    comes from a DequantizeLinear."""
     import onnx
     graph = onnx.load(path).graph
     dequantized = {out for node in graph.node if node.op_type == 'DequantizeLinear'
                    for out in node.output}
     return [(node.op_type, node.name) for node in graph.node
-            if node.op_type not in ('QuantizeLinear', 'DequantizeLinear')
+            if node.op_type not in ('QuantizeLinear', 'DequantizeLinear', 'Constant')
             and not any(i in dequantized for i in node.input)]
 
 
