@@ -64,6 +64,7 @@ if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
 fi
 "${pip[@]}" --no-deps "$wheel_dir"/mmcv-*.whl
 "${pip[@]}" -r requirements/runtime.txt -r requirements/tests.txt
+"${pip[@]}" -r requirements/deploy.txt
 "${pip[@]}" --no-deps -r requirements/openmmlab.txt
 "${pip[@]}" --no-deps --no-build-isolation -e .
 "$py" -c "import mmcv.ops, mmdet, sn2_det; print('sn2_det: stack ready, mmcv', mmcv.__version__)"

@@ -1,4 +1,5 @@
-"""ONNX export of the whole Light-Head R-CNN detector, post-processing included (issue 5).
+"""The whole Light-Head R-CNN detector as one exportable graph, post-processing included
+(issue 5), and its dense part alone (issue 13).
 
 :class:`ExportableDetector` wraps a built LightHeadRCNN for one fixed input size.
 Its input is one image, ``image`` (1, 3, H, W) float32, raw pixel values (0..255)
@@ -27,37 +28,24 @@ ranking breaks ties by the lower index (ONNX ``TopK``'s rule; ``sort(stable=True
 in PyTorch), and NMS is given these ranks in place of the scores, so PyTorch and
 onnxruntime select the same boxes; where mmdet's own order of tied scores differs,
 the detections may differ from mmdet's (the issue's mmAP criterion covers this).
-"""
-import contextlib
-import io
-import logging
-import os
-import warnings
-from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
+:class:`DenseDetector` is the part without data-dependent sizes: preprocessing,
+backbone, thin map and the RPN's convolutions, for runtimes (ncnn) that leave the
+proposals, NMS, PS-RoI Align and the R-CNN subnet to code outside the graph.
+"""
+from typing import Optional, Sequence, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.ops import nms
 from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
-from mmdet.structures import DetDataSample
-from mmengine.logging import MMLogger
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
-from ..apis.detector_checkpoint import load_detector_checkpoint
-from ..datasets.toy_shapes import draw_image
 from ..models.detectors import LightHeadRCNN
-from ..utils.config import build_in_mmdet_scope, read_config
-from .onnx_export import ATOL, OPSET, ONNXMismatchError, check_shape
+from .models import check_shape
 
-BOX_RTOL = 1e-3
-SCORE_ATOL = ATOL
-MAP_ATOL = 1e-3  # 0.1 point of mmAP
 OUTPUT_NAMES = ('boxes', 'scores', 'labels')
-Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes, scores, labels
 # split_thr only makes mmcv run big NMS jobs class by class: the same boxes survive
 NMS_KEYS = ('type', 'iou_threshold', 'split_thr')
 RPN_KEYS = ('nms_pre', 'max_per_img', 'nms', 'min_bbox_size')
@@ -292,193 +280,44 @@ class ExportableDetector(nn.Module):
         return self._detections(rcnn_x, self._proposals(rpn_x))
 
 
-def detector_from_config(config: str, checkpoint: Optional[str] = None,
-                         cfg_options: Optional[dict] = None) -> nn.Module:
-    """The ``model`` of a LightHeadRCNN config (with ``cfg_options`` merged, e.g.
-    ``{'model.test_cfg.rcnn.score_thr': 0.05}``), initialised (``init_cfg``) and then
-    loaded from ``checkpoint`` if given (strictly), in eval mode."""
-    cfg = read_config(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if not cfg.get('model'):
-        raise ValueError(f'config {config} has no model to export')
-    model = build_in_mmdet_scope(cfg.model)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-        if checkpoint is not None:
-            if not os.path.isfile(checkpoint):
-                raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-            load_detector_checkpoint(model, checkpoint, config)
-    finally:
-        logger.setLevel(level)
-    return model.eval()
+class DenseDetector(nn.Module):
+    """The part of a LightHeadRCNN without data-dependent sizes, for input size
+    ``shape``: the data preprocessor (channel flip and mean/std as one fixed 1x1
+    convolution, padding to ``pad_size_divisor``), the backbone, the thin-map neck and
+    the RPN's convolutions. Input ``image`` (1, 3, H, W) raw pixels as for
+    :class:`ExportableDetector`; outputs ``rpn_cls`` (1, A, H', W') logits,
+    ``rpn_reg`` (1, 4A, H', W') deltas and ``thin`` (1, C k k, H'', W''), the thin
+    feature map PS-RoI Align reads. ``graph`` is the ExportableDetector of the same
+    detector and size, whose checks and numbers the post-processing uses."""
 
+    OUTPUTS = ('rpn_cls', 'rpn_reg', 'thin')
 
-def export_detector(detector: nn.Module, out: str, shape: Sequence[int],
-                    opset: int = OPSET) -> str:
-    """Write ``detector`` (a LightHeadRCNN) with its post-processing to ``out`` for
-    input ``image`` (1, 3, H, W), outputs ``boxes``, ``scores``, ``labels``. Returns
-    ``out``."""
-    model = ExportableDetector(detector, shape)
-    h, w = model.img_shape
-    image = torch.from_numpy(toy_pictures((h, w), 1)[0][0])[None]
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')
-        warnings.filterwarnings('ignore', message='You are using the legacy TorchScript',
-                                category=DeprecationWarning)
-        torch.onnx.export(model, (image,), out, dynamo=False, input_names=['image'],
-                          output_names=list(OUTPUT_NAMES), opset_version=opset,
-                          dynamic_axes={name: {0: 'detections'} for name in OUTPUT_NAMES})
-    return out
+    def __init__(self, detector: nn.Module, shape: Sequence[int]):
+        super().__init__()
+        self.graph = ExportableDetector(detector, shape)
+        self.detector = self.graph.detector
+        if not self.detector.rpn_head.use_sigmoid_cls:
+            raise ValueError('rpn_head.loss_cls.use_sigmoid must be True for the ncnn '
+                             'detector (one logit per anchor)')
+        weight = torch.eye(3)
+        bias = torch.zeros(3)
+        if self.graph.flip:
+            weight = weight[[2, 1, 0]]
+        if self.graph.normalize:
+            std, mean = self.graph.std.view(3), self.graph.mean.view(3)
+            weight, bias = weight / std[:, None], -mean / std
+        self.preprocess = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.preprocess.weight.copy_(weight.view(3, 3, 1, 1))
+            self.preprocess.bias.copy_(bias)
+        self.eval()
 
+    def train(self, mode: bool = True):
+        """Always in eval mode, as :class:`ExportableDetector`."""
+        return super().train(False)
 
-def mmdet_detections(detector: nn.Module, image: np.ndarray) -> Detections:
-    """mmdet's own prediction (data preprocessor, ``predict(rescale=False)``) for one
-    (3, H, W) image of raw pixels: boxes, scores, labels as numpy arrays."""
-    h, w = image.shape[-2:]
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                         scale_factor=(1.0, 1.0)))
-    with torch.no_grad():
-        data = detector.data_preprocessor(
-            dict(inputs=[torch.from_numpy(np.ascontiguousarray(image))],
-                 data_samples=[sample]), False)
-        pred = detector.eval().predict(data['inputs'], data['data_samples'],
-                                       rescale=False)[0].pred_instances
-    return pred.bboxes.numpy(), pred.scores.numpy(), pred.labels.numpy()
-
-
-def match_detections(expected: Detections, got: Detections) -> Dict[str, float]:
-    """Pair each expected detection with the unused one of ``got`` of the same label
-    closest to it (box and score), order aside: detections of equal score may come in
-    either order. Returns the counts, the largest box difference relative to the
-    coordinate (``|a - b| / max(|a|, 1)``) and score difference of the pairs, and
-    how many expected detections found no partner of their label."""
-    boxes, scores, labels = (np.asarray(a) for a in expected)
-    got_boxes, got_scores, got_labels = (np.asarray(a) for a in got)
-    free = np.ones(len(got_labels), bool)
-    box_rel = score_diff = 0.0
-    unmatched = 0
-    for box, score, label in zip(boxes, scores, labels):
-        candidates = np.flatnonzero(free & (got_labels == label))
-        if candidates.size == 0:
-            unmatched += 1
-            continue
-        rel = (np.abs(got_boxes[candidates] - box) / np.maximum(np.abs(box), 1)).max(1)
-        diff = np.abs(got_scores[candidates] - score)
-        best = np.argmin(np.maximum(rel / BOX_RTOL, diff / SCORE_ATOL))
-        free[candidates[best]] = False
-        box_rel, score_diff = max(box_rel, rel[best]), max(score_diff, diff[best])
-    return dict(expected=len(labels), got=len(got_labels), box_rel=float(box_rel),
-                score_diff=float(score_diff), unmatched=unmatched)
-
-
-def detections_match(result: Dict[str, float], box_rtol: float = BOX_RTOL,
-                     score_atol: float = SCORE_ATOL) -> bool:
-    """The issue's criterion: the same number of detections, each with a partner of
-    its label, boxes within ``box_rtol`` relative and scores within ``score_atol``."""
-    return (result['expected'] == result['got'] and result['unmatched'] == 0
-            and result['box_rel'] <= box_rtol and result['score_diff'] <= score_atol)
-
-
-def run_onnx_detector(onnx_path: str, image: np.ndarray, session=None) -> Detections:
-    """Detections of the exported file for one (3, H, W) image (onnxruntime, CPU)."""
-    import onnxruntime as ort
-    session = session or ort.InferenceSession(str(onnx_path),
-                                              providers=['CPUExecutionProvider'])
-    feed = np.ascontiguousarray(image, dtype=np.float32)[None]
-    return tuple(session.run(list(OUTPUT_NAMES), {'image': feed}))
-
-
-def detection_map(truths: Sequence[Tuple[np.ndarray, np.ndarray]],
-                  detections: Sequence[Detections], num_classes: int) -> float:
-    """COCO bbox mmAP (AP at IoU .50:.95, pycocotools) of ``detections`` (boxes,
-    scores, labels per image) against ``truths`` (boxes x1, y1, x2, y2 and 0-based
-    labels per image); 0.0 without detections."""
-    annotations, results = [], []
-    for image_id, ((boxes, labels), (det_boxes, scores, det_labels)) in enumerate(
-            zip(truths, detections), 1):
-        for (x1, y1, x2, y2), label in zip(np.asarray(boxes, float), labels):
-            annotations.append(dict(id=len(annotations) + 1, image_id=image_id,
-                                    category_id=int(label) + 1, iscrowd=0,
-                                    bbox=[x1, y1, x2 - x1, y2 - y1],
-                                    area=(x2 - x1) * (y2 - y1)))
-        for (x1, y1, x2, y2), score, label in zip(np.asarray(det_boxes, float), scores,
-                                                  det_labels):
-            results.append(dict(image_id=image_id, category_id=int(label) + 1,
-                                bbox=[x1, y1, x2 - x1, y2 - y1], score=float(score)))
-    if not results:
-        return 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth = COCO()
-        truth.dataset = dict(images=[dict(id=i) for i in range(1, len(truths) + 1)],
-                             annotations=annotations,
-                             categories=[dict(id=c + 1) for c in range(num_classes)])
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(results), 'bbox')
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return max(float(evaluation.stats[0]), 0.0)
-
-
-def compare_detectors(expected: Sequence[Detections], got: Sequence[Detections],
-                      truths: Sequence[Tuple[np.ndarray, np.ndarray]], num_classes: int,
-                      box_rtol: float = BOX_RTOL, score_atol: float = SCORE_ATOL,
-                      map_atol: float = MAP_ATOL) -> Dict[str, float]:
-    """The issue's criterion over a set of images: every image's detections match
-    (:func:`detections_match`), or, where they do not (NMS ties: equal scores, or an
-    IoU at the threshold that rounding puts on either side), the COCO mmAP of both
-    against ``truths`` agrees within ``map_atol``. Returns the figures (largest
-    differences over the matching images, mmAPs, how many images differ); raises
-    :class:`ONNXMismatchError` when neither holds."""
-    results = [match_detections(e, g) for e, g in zip(expected, got)]
-    same = [r for r in results if detections_match(r, box_rtol, score_atol)]
-    summary = dict(images=len(results), differing=len(results) - len(same),
-                   detections=sum(r['expected'] for r in results),
-                   box_rel=max((r['box_rel'] for r in same), default=0.0),
-                   score_diff=max((r['score_diff'] for r in same), default=0.0),
-                   map_expected=detection_map(truths, expected, num_classes),
-                   map_got=detection_map(truths, got, num_classes))
-    if summary['differing'] and not abs(summary['map_expected'] - summary['map_got']) \
-            <= map_atol:
-        worst = max(results, key=lambda r: (r['unmatched'], r['box_rel']))
-        raise ONNXMismatchError(
-            f'detections differ on {summary["differing"]} of {len(results)} images '
-            f'(worst: {worst["got"]} detections for {worst["expected"]}, '
-            f'{worst["unmatched"]} without a partner, box difference '
-            f'{worst["box_rel"]:.3g} relative, score difference '
-            f'{worst["score_diff"]:.3g}) and the mmAP differs: '
-            f'{summary["map_got"]:.4f} for {summary["map_expected"]:.4f} (limit '
-            f'{map_atol:g})')
-    return summary
-
-
-def check_detector(detector: nn.Module, onnx_path: str,
-                   pictures: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   **tolerances) -> Dict[str, float]:
-    """:func:`compare_detectors` of mmdet and the exported file (onnxruntime) on
-    ``pictures``: (image (3, H, W), truth boxes, truth labels) each."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
-    expected = [mmdet_detections(detector, image) for image, _, _ in pictures]
-    got = [run_onnx_detector(onnx_path, image, session) for image, _, _ in pictures]
-    return compare_detectors(expected, got, [(b, l) for _, b, l in pictures],
-                             detector.roi_head.bbox_head.num_classes, **tolerances)
-
-
-def toy_pictures(shape: Sequence[int], count: int = 2, seed: int = 0):
-    """``count`` toy-shapes pictures (sn2_det.datasets.toy_shapes) of size ``shape``:
-    (image (3, H, W) float32 BGR 0..255, boxes, labels) each."""
-    h, w = check_shape(shape)
-    rng = np.random.default_rng(seed)
-    pictures = []
-    for _ in range(count):
-        image, boxes, labels = draw_image(rng, h, w, max_objects=4)
-        pictures.append((image.transpose(2, 0, 1).astype(np.float32),
-                         np.array(boxes, np.float32).reshape(-1, 4), np.array(labels)))
-    return pictures
+    def forward(self, image: torch.Tensor):
+        x = F.pad(self.preprocess(image), self.graph.pad, value=self.graph.pad_value)
+        rpn_x, rcnn_x = self.detector._split(x)
+        cls_scores, bbox_preds = self.detector.rpn_head(rpn_x)
+        return cls_scores[0], bbox_preds[0], rcnn_x[0]
