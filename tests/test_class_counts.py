@@ -85,7 +85,8 @@ def test_dataset_wrappers_are_looked_through():
         dict(type='RepeatDataset', times=2, dataset=inner),
         dict(type='CocoDataset', data_root='x/', ann_file='a.json')])
     with pytest.raises(ConfigError, match=r'train_dataloader.dataset.datasets\[1\] \(no '
-                                          r'metainfo.classes: CocoDataset.METAINFO\) has 80'):
+                                          r'metainfo.classes: CocoDataset.METAINFO\) '
+                                          r'has 80'):
         check_class_counts(cfg)
     cfg.train_dataloader.dataset.datasets.pop(1)
     check_class_counts(cfg)
@@ -104,7 +105,8 @@ def test_mmdets_own_config_fine_tuned_on_3_classes_without_num_classes():
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.metainfo = dict(classes=CLASSES)
     with pytest.raises(ConfigError, match=r'model.roi_head.bbox_head.num_classes = 80, but '
-                                          r'train_dataloader.dataset.metainfo.classes has 3'):
+                                          r'train_dataloader.dataset.metainfo.classes '
+                                          r'has 3'):
         check_class_counts(cfg)
     cfg.model.roi_head.bbox_head.num_classes = 3
     check_class_counts(cfg)
