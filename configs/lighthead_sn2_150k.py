@@ -12,6 +12,11 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=150000,
          milestones=[95000, 125000], gamma=0.1),
 ]
-optim_wrapper = dict(paramwise_cfg=dict(bias_decay_mult=0.0))
+# bias_decay_mult does not reach parameters matched by custom_keys (the thin map's
+# 3x lr): its biases get their own keys.
+optim_wrapper = dict(paramwise_cfg=dict(
+    bias_decay_mult=0.0,
+    custom_keys={f'neck.{path}.{i}.bias': dict(lr_mult=3.0, decay_mult=0.0)
+                 for path in ('path_a', 'path_b') for i in (0, 1)}))
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=10000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)

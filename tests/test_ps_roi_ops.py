@@ -34,12 +34,14 @@ def bilinear(plane, y, x):
             + ly * (1 - lx) * plane[y1, x0] + ly * lx * plane[y1, x1])
 
 
-def ps_roi_align_loop(inp, rois, k, scale, ratio):
+def ps_roi_align_loop(inp, rois, k, scale, ratio, reduction='avg', aligned=True):
+    """``reduction='max'``, ``aligned=False``: the Light-Head authors' kernel
+    (lib_psalign_pooling): a bin's largest sample, corners not shifted."""
     inp, rois = inp.double(), rois.double()
     c_out = inp.shape[1] // (k * k)
     out = torch.zeros(len(rois), c_out, k, k, dtype=torch.float64)
     for r, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
-        x1, y1, x2, y2 = (v * scale - 0.5 for v in (x1, y1, x2, y2))
+        x1, y1, x2, y2 = (v * scale - (0.5 if aligned else 0.0) for v in (x1, y1, x2, y2))
         bh, bw = (y2 - y1) / k, (x2 - x1) / k
         gh = ratio if ratio > 0 else max(math.ceil((y2 - y1) / k), 1)
         gw = ratio if ratio > 0 else max(math.ceil((x2 - x1) / k), 1)
@@ -47,12 +49,13 @@ def ps_roi_align_loop(inp, rois, k, scale, ratio):
             for i in range(k):
                 for j in range(k):
                     plane = inp[int(b), (c * k + i) * k + j]
-                    acc = 0.0
-                    for iy in range(gh):
-                        for ix in range(gw):
-                            acc += bilinear(plane, y1 + i * bh + (iy + 0.5) * bh / gh,
-                                            x1 + j * bw + (ix + 0.5) * bw / gw)
-                    out[r, c, i, j] = acc / (gh * gw)
+                    samples = [bilinear(plane, y1 + i * bh + (iy + 0.5) * bh / gh,
+                                        x1 + j * bw + (ix + 0.5) * bw / gw)
+                               for iy in range(gh) for ix in range(gw)]
+                    if reduction == 'max':
+                        out[r, c, i, j] = max(samples, key=float)
+                    else:
+                        out[r, c, i, j] = sum(samples) / (gh * gw)
     return out
 
 
@@ -127,6 +130,95 @@ def test_onnx_path_matches_fused_path(tmp_path):
         ref = ps_roi_align_loop(inp, r, k, scale, 2)
         assert torch.allclose(torch.from_numpy(got).double(), ref, atol=1e-5)
         assert torch.allclose(Op()(inp, r).double(), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize('impl', ['torch', 'gather'])
+@pytest.mark.parametrize('ratio', [2, 1])
+@pytest.mark.parametrize('reduction,aligned', [('max', False), ('max', True),
+                                               ('avg', False)])
+def test_ps_roi_align_max_and_unaligned_match_loop(reduction, aligned, ratio, impl):
+    torch.manual_seed(0)
+    k, scale = 3, 0.25
+    inp = torch.rand(2, 4 * k * k, 12, 16) - 0.5  # negative values: max is not abs
+    rois = make_rois()
+    rois[:, 1:] += 0.01  # unshifted, a sample would fall on the border at -1 exactly
+    got = ps_roi_align(inp, rois, k, scale, ratio, impl=impl, reduction=reduction,
+                       aligned=aligned)
+    ref = ps_roi_align_loop(inp, rois, k, scale, ratio, reduction, aligned)
+    assert torch.allclose(got.double(), ref, atol=1e-5)
+    avg = ps_roi_align(inp, rois, k, scale, ratio, impl=impl, aligned=aligned)
+    if reduction == 'max' and ratio > 1:
+        assert (got >= avg - 1e-6).all() and (got > avg + 1e-3).any()
+
+
+def test_max_sends_the_gradient_to_the_arg_max_sample_only():
+    """Gradients of the op equal those of the loop (autograd through Python's max:
+    only the chosen sample's four bilinear taps)."""
+    torch.manual_seed(3)
+    k, scale = 2, 0.5
+    rois = make_rois()[[0, 1, 3]]
+    inp = torch.rand(2, 2 * k * k, 12, 16, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.rand(3, 2, k, k, dtype=torch.float64)
+    (ps_roi_align(inp, rois, k, scale, 2, reduction='max', aligned=False)
+     * grad_out).sum().backward()
+    got = inp.grad.clone()
+    inp.grad = None
+    (ps_roi_align_loop(inp, rois, k, scale, 2, 'max', False) * grad_out).sum().backward()
+    assert torch.allclose(got, inp.grad, atol=1e-10)
+    # a RoI inside the map: each bin passes its whole gradient to one sample's taps
+    inp.grad = None
+    (ps_roi_align(inp, rois[:1], k, scale, 2, reduction='max', aligned=False)
+     * grad_out[:1]).sum().backward()
+    assert inp.grad.sum().item() == pytest.approx(grad_out[0].sum().item(), rel=1e-9)
+    assert (inp.grad != 0).sum() <= k * k * 2 * 4  # 4 taps of one sample per bin
+
+
+def test_gradcheck_max_and_unaligned():
+    """Max is differentiable away from ties (random input has none)."""
+    torch.manual_seed(0)
+    inp = torch.rand(2, 2 * 4, 6, 7, dtype=torch.float64, requires_grad=True)
+    rois = torch.tensor([[0, 1.3, 2.2, 20.1, 15.7], [1, -3.0, 4.0, 9.5, 30.0],
+                         [0, 5.0, 5.0, 5.5, 6.0]], dtype=torch.float64)
+    for reduction, aligned, impl in (('max', False, 'torch'), ('max', False, 'gather'),
+                                     ('avg', False, 'torch')):
+        assert gradcheck(lambda x: ps_roi_align(x, rois, 2, 0.25, 2, impl=impl,
+                                                reduction=reduction, aligned=aligned),
+                         (inp,), eps=1e-6, atol=1e-6)
+
+
+def test_max_exports_to_onnx(tmp_path):
+    ort = pytest.importorskip('onnxruntime')
+    torch.manual_seed(0)
+    k, scale = 3, 0.25
+    inp = torch.rand(2, 4 * k * k, 12, 16)
+    rois = make_rois()
+
+    class Op(torch.nn.Module):
+        def forward(self, x, r):
+            return ps_roi_align(x, r, k, scale, 2, reduction='max', aligned=False)
+
+    path = str(tmp_path / 'ps_roi_align_max.onnx')
+    torch.onnx.export(Op(), (inp, rois), path, input_names=['x', 'rois'],
+                      dynamic_axes={'rois': {0: 'k'}}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for r in (rois, rois[[3, 0, 6]]):
+        (got,) = session.run(None, {'x': inp.numpy(), 'rois': r.numpy()})
+        ref = ps_roi_align_loop(inp, r, k, scale, 2, 'max', False)
+        assert torch.allclose(torch.from_numpy(got).double(), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(reduction='min'), r"reduction must be one of \('avg', 'max'\), got 'min'"),
+    (dict(reduction='max', sampling_ratio=0), "reduction='max' needs a fixed "
+                                              "sampling_ratio >= 1"),
+    (dict(aligned=1), 'aligned must be True or False'),
+    (dict(reduction='max', sampling_ratio=2, impl='torchvision'),
+     "impl='torchvision' computes reduction='avg' with aligned=True only"),
+])
+def test_bad_reduction_arguments(kwargs, message):
+    args = dict(dict(sampling_ratio=2), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        ps_roi_align(torch.rand(1, 4, 4, 4), make_rois()[:1], 2, 1.0, **args)
 
 
 def test_ps_roi_align_rectangular_bins():
