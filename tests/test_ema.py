@@ -118,38 +118,35 @@ def _differs(a, b) -> float:
 
 
 def test_ema_saved_resumed_and_evaluated(tmp_path, toy_root):
+    """A run stopped after epoch 1 and resumed for epoch 2 (2 steps an epoch)."""
     _WeightRecorder.records = {}
-    train(_cfg(TOY_EMA, toy_root, tmp_path / 'whole', 2))
-    whole = _WeightRecorder.records
-    ckpt = safe_torch_load(str(tmp_path / 'whole/epoch_2.pth'))
+    train(_cfg(TOY_EMA, toy_root, tmp_path / 'work', 1))
+    first = safe_torch_load(str(tmp_path / 'work/epoch_1.pth'))
+    assert int(first['ema_state_dict']['steps']) == 2
+    resume_from = latest_loadable_checkpoint(str(tmp_path / 'work'))
+    assert resume_from.endswith('epoch_1.pth')
+    train(_cfg(TOY_EMA, toy_root, tmp_path / 'work', 2), resume='auto')
+    steps = _WeightRecorder.records['train']  # raw weights after each of the 4 steps
+    ckpt = safe_torch_load(str(tmp_path / 'work/epoch_2.pth'))
     averaged = ckpt['state_dict']
     raw = {k[len('module.'):]: v for k, v in ckpt['ema_state_dict'].items()
            if k.startswith('module.')}
-    assert len(whole['train']) == 4 and int(ckpt['ema_state_dict']['steps']) == 4
-    # the checkpoint holds the raw weights of the last step and their average
-    _assert_state_close(raw, whole['train'][-1], atol=0)
-    _assert_state_close(averaged, _plain_ema(whole['train']))
+    # the resumed run continued the average: step count and values as if never stopped
+    assert len(steps) == 4 and int(ckpt['ema_state_dict']['steps']) == 4
+    _assert_state_close(averaged, _plain_ema(steps))
+    # the checkpoint holds the raw weights of the last step beside their average
+    _assert_state_close(raw, steps[-1], atol=0)
     # the average is not the raw weights (early in the warm-up they are close: the
     # average's step weight starts near 1 and the learning rate near 0)
     assert _differs(averaged, raw) > 1e-5
-    # validation ran on the averaged weights, and training went on with the raw ones
-    _assert_state_close(whole['val'][0], averaged, atol=0)
-    assert _differs(whole['val'][0], raw) > 1e-5
+    # validation (at the end of each run; the last after step 4) ran on the averaged
+    # weights, and training went on with the raw ones
+    assert len(_WeightRecorder.records['val']) == 2
+    _assert_state_close(_WeightRecorder.records['val'][-1], averaged, atol=0)
+    assert _differs(_WeightRecorder.records['val'][-1], raw) > 1e-5
 
     # testing the checkpoint evaluates the averaged weights
     _WeightRecorder.records = {}
     sn2_runner.test(_cfg(TOY_EMA, toy_root, tmp_path / 'test', 2),
-                    str(tmp_path / 'whole/epoch_2.pth'))
+                    str(tmp_path / 'work/epoch_2.pth'))
     _assert_state_close(_WeightRecorder.records['test'][0], averaged, atol=0)
-
-    # stopped after epoch 1 and resumed: the EMA continues where it was
-    _WeightRecorder.records = {}
-    train(_cfg(TOY_EMA, toy_root, tmp_path / 'split', 1))
-    resume_from = latest_loadable_checkpoint(str(tmp_path / 'split'))
-    assert resume_from.endswith('epoch_1.pth')
-    assert int(safe_torch_load(resume_from)['ema_state_dict']['steps']) == 2
-    train(_cfg(TOY_EMA, toy_root, tmp_path / 'split', 2), resume='auto')
-    resumed = safe_torch_load(str(tmp_path / 'split/epoch_2.pth'))
-    assert int(resumed['ema_state_dict']['steps']) == 4
-    _assert_state_close(resumed['state_dict'], averaged)
-    _assert_state_close(resumed['ema_state_dict'], ckpt['ema_state_dict'])
