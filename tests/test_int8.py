@@ -11,8 +11,8 @@ import pytest
 
 from test_onnx_export import _load_tool
 
-from sn2_det.deploy import backbone_from_name, export_backbone, export_detector, toy_pictures
-from sn2_det.deploy import runners
+from sn2_det.deploy import (backbone_from_name, export_backbone, export_detector, runners,
+                            toy_pictures)
 from sn2_det.deploy.quantization import feeds_from_images, fp32_nodes, quantize_onnx
 
 pytest.importorskip('onnxruntime.quantization', reason='needs onnxruntime')
@@ -76,7 +76,8 @@ def test_rejects_bad_input(tmp_path, capsys):
             ([fp32, '--out', 'x.onnx', '--calibration', 'no/such'],
              'image folder not found: no/such'),
             ([fp32, '--out', 'x.onnx', '--calibration', str(empty)], 'holds no images'),
-            ([fp32, '--out', 'x.onnx', '--ncnn', 'a.param'], '--ncnn goes with --evaluate')]:
+            ([fp32, '--out', 'x.onnx', '--ncnn', 'a.param'],
+             '--ncnn goes with --evaluate')]:
         with pytest.raises(SystemExit) as exit_info:
             _load_tool('quantize_onnx').main(argv)
         assert exit_info.value.code == 2

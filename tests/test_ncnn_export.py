@@ -16,7 +16,8 @@ pytest.importorskip('pnnx', reason='pnnx is an optional extra: pip install '
 
 from test_onnx_export import _load_tool, run_benchmark_without_torch  # noqa: E402
 
-from sn2_det.deploy import backbone_from_config, backbone_from_name, export_backbone  # noqa: E402,E501
+from sn2_det.deploy import (backbone_from_config, backbone_from_name,  # noqa: E402
+                            export_backbone)
 from sn2_det.deploy.arm_benchmark import read_ncnn_param  # noqa: E402
 from sn2_det.deploy.ncnn_export import (NcnnConversionError, check_ncnn,  # noqa: E402
                                         convert_onnx, export_backbone_ncnn)

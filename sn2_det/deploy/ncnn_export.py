@@ -44,8 +44,8 @@ def _pnnx():
     try:
         import pnnx
     except ImportError as error:
-        raise ImportError('the ncnn export needs pnnx and ncnn: pip install '
-                          '-r requirements/deploy.txt (or pip install .[deploy])') from error
+        raise ImportError('the ncnn export needs pnnx and ncnn: pip install -r '
+                          'requirements/deploy.txt (or pip install .[deploy])') from error
     return pnnx.EXEC_PATH
 
 
@@ -69,8 +69,8 @@ def convert_onnx(onnx_path: str, param: str, input_shape: Sequence[int],
     shape = ','.join(str(int(d)) for d in input_shape)
     with tempfile.TemporaryDirectory() as tmp:
         side = {key: os.path.join(tmp, name) for key, name in (
-            ('pnnxparam', 'm.pnnx.param'), ('pnnxbin', 'm.pnnx.bin'), ('pnnxpy', 'm_pnnx.py'),
-            ('pnnxonnx', 'm.pnnx.onnx'), ('ncnnpy', 'm_ncnn.py'))}
+            ('pnnxparam', 'm.pnnx.param'), ('pnnxbin', 'm.pnnx.bin'),
+            ('pnnxpy', 'm_pnnx.py'), ('pnnxonnx', 'm.pnnx.onnx'), ('ncnnpy', 'm_ncnn.py'))}
         args = [executable, os.path.abspath(onnx_path), f'inputshape=[{shape}]',
                 f'fp16={int(bool(fp16_weights))}', f'ncnnparam={param}',
                 f'ncnnbin={param[:-len(".param")]}.bin',
