@@ -136,7 +136,9 @@ def test_frozen_layers_without_pretrained_weights_are_refused():
     with pytest.raises(PretrainedWeightsError) as err:
         check_pretrained_backbone(cfg)
     text = str(err.value)
-    for words in ('model.backbone.init_cfg', 'conv1', 'layers.0', 'norm_eval',
+    for words in ('model.backbone freezes conv1, layers.0, the BN weights '
+                  '(norm_cfg.requires_grad=False), the BN statistics (norm_eval=True), '
+                  'but model.backbone.init_cfg (None) loads no pretrained weights',
                   'tools/convert_weights.py', 'tools/extract_backbone.py',
                   'model.backbone.frozen_stages=-1',
                   'model.backbone.norm_cfg.requires_grad=True'):

@@ -76,8 +76,12 @@ model = dict(
         rcnn=dict(
             assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                           min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1),
-            # OHEM: the 256 hardest RoIs of each image, positive or negative.
-            sampler=dict(type='HardestRoISampler', num=256, add_gt_as_proposals=True),
+            # OHEM: the 256 hardest RoIs of each image, positive or negative, ranked
+            # by classification loss (mmdet's); the authors' code ranks by cls + box
+            # loss over the batch: rank_by='cls+box', pool='batch' with
+            # roi_head.type='OHEMRoIHead' (docs/recipe.md).
+            sampler=dict(type='HardestRoISampler', num=256, add_gt_as_proposals=True,
+                         rank_by='cls', pool='image'),
             pos_weight=-1,
             debug=False)),
     test_cfg=dict(

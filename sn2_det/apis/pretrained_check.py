@@ -25,9 +25,11 @@ import os.path as osp
 from typing import List, Optional
 
 import numpy as np
+import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import CheckpointLoader
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import HOOKS, MODELS
 
@@ -45,16 +47,26 @@ class PretrainedWeightsError(ValueError):
 
 
 def _frozen_parts(backbone) -> List[str]:
-    """The modules of ``backbone`` with parameters that get no gradient, or whose BN
-    statistics are kept fixed (``norm_eval``)."""
-    parts = []
-    for name, param in backbone.named_parameters():
-        if not param.requires_grad:
-            part = '.'.join(name.split('.')[:2])
-            if part not in parts:
-                parts.append(part)
+    """What of ``backbone`` stays as initialised: the top-level parts (``conv1``,
+    ``layers.N``) with frozen parameters other than BN's, frozen BN affine parameters,
+    fixed BN statistics (``norm_eval``)."""
+    parts, bn_frozen = [], False
+    for name, module in backbone.named_modules():
+        own = list(module.parameters(recurse=False))
+        if not own or any(p.requires_grad for p in own):
+            continue
+        if isinstance(module, _BatchNorm):
+            bn_frozen = True
+            continue
+        top = name.split('.')
+        part = '.'.join(top[:2]) if isinstance(getattr(backbone, top[0]), nn.ModuleList) \
+            else top[0]
+        if part not in parts:
+            parts.append(part)
+    if bn_frozen:
+        parts.append('the BN weights (norm_cfg.requires_grad=False)')
     if getattr(backbone, 'norm_eval', False):
-        parts.append('BN statistics (norm_eval=True)')
+        parts.append('the BN statistics (norm_eval=True)')
     return parts
 
 
@@ -119,14 +131,14 @@ def check_pretrained_backbone(cfg) -> None:
     backbone_cfg = backbone_cfg.to_dict() if hasattr(backbone_cfg, 'to_dict') \
         else dict(backbone_cfg)
     backbone = MODELS.build(backbone_cfg)
-    init_cfg = getattr(backbone, 'init_cfg', None)
+    init_cfg = getattr(backbone, 'init_cfg', None)  # Table7Backbone: the cell's
     pretrained = isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
     checkpoint = init_cfg.get('checkpoint') if pretrained else None
     frozen = _frozen_parts(backbone)
     if frozen and not pretrained:
         raise PretrainedWeightsError(
             f'model.backbone freezes {", ".join(frozen)}, but model.backbone.init_cfg '
-            f'({init_cfg!r}) loads no pretrained weights: those layers would stay at '
+            f'({backbone_cfg.get("init_cfg")!r}) loads no pretrained weights: those stay at '
             f'their random initialisation for the whole run. Set model.backbone.'
             f"init_cfg=dict(type='Pretrained', checkpoint='checkpoints/NAME.pth') and "
             f'{_how_to_make(None)}; or train the backbone from scratch instead: '
