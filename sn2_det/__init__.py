@@ -3,7 +3,9 @@
 Importing the package registers every module in mmdet's registries (a config needs
 only ``custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)``) and
 makes mmengine load local checkpoints under ``weights_only=True``
-(:mod:`sn2_det.utils.checkpoint`).
+(:mod:`sn2_det.utils.checkpoint`). ``sn2_det.config_file(name)`` is the path of a
+config shipped in the package, for a ``_base_`` outside the repository
+(docs/install.md).
 """
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
 from .utils.checkpoint import register_safe_local_loader
