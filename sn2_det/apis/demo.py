@@ -214,7 +214,7 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
     mmap = runner.message_hub.get_scalar('val/coco/bbox_mAP').current()
     checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
-    model = load_detector(config, checkpoint, device='cpu')
+    model = load_detector(cfg, checkpoint, device='cpu')  # with the run's cfg_options
     val_set = cfg.val_dataloader.dataset
     image_dir = osp.join(val_set.data_root, val_set.data_prefix['img'])
     nms = _nms_iou(model)
