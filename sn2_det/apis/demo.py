@@ -210,6 +210,9 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
         from .runner import set_data_root
         set_data_root(cfg, data_root)
     cfg.train_cfg.val_interval = val_interval
+    # mmdet's runtime names its visualizer 'visualizer', so a second run in one process
+    # would log into the first run's dir; without the name, each run gets its own
+    cfg.visualizer.pop('name', None)
     print(f'toy dataset ready under {data_root or cfg.data_root} ({anns["train"]})')
     start = time.time()
     runner = train(cfg)
