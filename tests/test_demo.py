@@ -57,5 +57,7 @@ def test_curves_come_from_every_logged_step(demo):
     assert [r['step'] for r in rows['train']] == [1, 2, 3, 4]
     assert [r['step'] for r in rows['val']] == [1, 2]
     assert rows['val'][-1]['coco/bbox_mAP'] == pytest.approx(result['mmap'])
+    (log_dir,) = [p for p in (root / 'work').iterdir() if (p / 'vis_data').is_dir()]
+    assert read_scalars(str(log_dir)) == rows  # one run's log dir reads the same
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         read_scalars(str(root))

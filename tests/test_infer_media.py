@@ -151,3 +151,49 @@ def test_cli_error_is_one_line(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2
     assert 'error: cannot open camera 5' in run.stderr and 'Traceback' not in run.stderr
+
+
+class _FakeCamera:
+    """A camera as opencv shows one: no frame count, 30 fps, frames until the user
+    presses Ctrl-C (here: after ``stop_after`` frames)."""
+
+    def __init__(self, frame, stop_after=None):
+        self.frame, self.stop_after, self.reads, self.released = frame, stop_after, 0, False
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        self.reads += 1
+        if self.stop_after is not None and self.reads > self.stop_after:
+            raise KeyboardInterrupt
+        return True, self.frame.copy()
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FPS: 30.0, cv2.CAP_PROP_FRAME_COUNT: -1.0}.get(prop, 0.0)
+
+    def release(self):
+        self.released = True
+
+
+def test_camera_records_until_ctrl_c_or_max_frames(tmp_path, trained, monkeypatch, capsys):
+    import sn2_det.apis.inference as inference
+    root, checkpoint = trained
+    frame = _val_frames(root, 1)[0]
+    opened = []
+    for stop_after, max_frames, out in ((3, None, 'ctrl_c.avi'), (None, 4, 'max.mp4')):
+        camera = _FakeCamera(frame, stop_after)
+        monkeypatch.setattr(inference.cv2, 'VideoCapture',
+                            lambda source, camera=camera: opened.append(source) or camera)
+        result = infer_media(TOY, checkpoint, '0', str(tmp_path / out), score_thr=0.0,
+                             max_frames=max_frames)
+        monkeypatch.undo()
+        err = capsys.readouterr().err
+        assert camera.released and result['kind'] == 'camera'
+        frames, fps = _read_video(str(tmp_path / out))
+        assert fps == pytest.approx(30.0)
+        if max_frames is None:  # an endless stream: a frame counter; Ctrl-C keeps the video
+            assert result['frames'] == 3 and len(frames) == 3 and 'frames: 3,' in err
+        else:
+            assert result['frames'] == 4 and len(frames) == 4 and '4/4' in err
+    assert opened == [0, 0]

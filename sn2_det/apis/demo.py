@@ -21,10 +21,13 @@ _COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b',
 
 
 def read_scalars(work_dir: str) -> Dict[str, List[dict]]:
-    """Training rows (with ``loss``) and validation rows (with ``*bbox_mAP``) of every
-    run in ``work_dir`` (``<timestamp>/vis_data/scalars.json``, oldest first; a
-    resumed run's rows replace the rows of the same step)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    """Training rows (with ``loss``) and validation rows (with ``*bbox_mAP``) of one
+    run's log dir (``<work_dir>/<timestamp>``), or of every run in ``work_dir``
+    (``<timestamp>/vis_data/scalars.json``, oldest first; a resumed run's rows replace
+    the rows of the same step)."""
+    own = osp.join(work_dir, 'vis_data', 'scalars.json')
+    files = [own] if osp.isfile(own) else sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not files:
         raise FileNotFoundError(f'no {osp.join("<timestamp>", "vis_data", "scalars.json")} '
                                 f'under {work_dir}: is it the work dir of an mmengine run '
@@ -43,8 +46,8 @@ def read_scalars(work_dir: str) -> Dict[str, List[dict]]:
 
 
 def plot_curves(work_dir: str, out: str, title: str = '') -> Dict[str, list]:
-    """Losses against iteration and bbox mmAP / AP50 against epoch, as one PNG.
-    Returns the plotted series."""
+    """Losses against iteration and bbox mmAP / AP50 / AP75 against epoch, as one PNG
+    (``work_dir`` as in :func:`read_scalars`). Returns the plotted series."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -207,6 +210,9 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
         from .runner import set_data_root
         set_data_root(cfg, data_root)
     cfg.train_cfg.val_interval = val_interval
+    # mmdet's runtime names its visualizer 'visualizer', so a second run in one process
+    # would log into the first run's dir; without the name, each run gets its own
+    cfg.visualizer.pop('name', None)
     print(f'toy dataset ready under {data_root or cfg.data_root} ({anns["train"]})')
     start = time.time()
     runner = train(cfg)
@@ -214,19 +220,21 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
     mmap = runner.message_hub.get_scalar('val/coco/bbox_mAP').current()
     checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
-    model = load_detector(config, checkpoint, device='cpu')
+    model = load_detector(cfg, checkpoint, device='cpu')  # with the run's cfg_options
     val_set = cfg.val_dataloader.dataset
     image_dir = osp.join(val_set.data_root, val_set.data_prefix['img'])
     nms = _nms_iou(model)
     pictures = dict(predictions=osp.join(work_dir, 'predictions.png'),
                     curves=osp.join(work_dir, 'curves.png'))
-    headline = (f'Light-Head R-CNN, ShuffleNet V2 0.5x, held-out toy images: bbox mmAP '
+    backbone = cfg.model.backbone
+    width = f' {backbone.widen_factor}x' if 'widen_factor' in backbone else ''
+    headline = (f'{cfg.model.type}, {backbone.type}{width}, held-out toy images: bbox mmAP '
                 f'{mmap:.3f} on this machine (all {_count_images(anns["val"])} images)\n'
                 f'left ground truth, right predictions with score >= {score_thr} after '
                 f"mmdet's class-wise NMS (IoU {nms})")
     shown = draw_grid(model, anns['val'], image_dir, pictures['predictions'], num_images,
                       score_thr, headline=headline)
-    plot_curves(work_dir, pictures['curves'],
+    plot_curves(runner.log_dir, pictures['curves'],
                 title=f'{osp.basename(config)}: {minutes:.1f} min of training and evaluation')
     print(f'\nbbox mmAP (COCO AP@[.50:.95]) on the held-out split: {mmap:.3f} after '
           f'{minutes:.1f} min of training and evaluation.\nThe run is seeded, but float '
