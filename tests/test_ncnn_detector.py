@@ -4,8 +4,6 @@ R-CNN subnet in numpy (tools/arm_benchmark.py); each numpy piece against an
 independent reference, and the detections against mmdet's on pictures and on the
 bundled toy dataset's 100 held-out images (a toy detector trained in the test)."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +15,9 @@ pytest.importorskip('ncnn', reason='ncnn is an optional extra: pip install '
 pytest.importorskip('pnnx', reason='pnnx is an optional extra: pip install '
                                    '-r requirements/deploy.txt')
 
-from test_onnx_detector import (ENV, SHAPE, TOY, TRAIN_OPTIONS, _greedy_nms,  # noqa: E402
-                                _spread_detector, _toy_detector)
+from test_int8 import trained_toy_detector  # noqa: E402
+from test_onnx_detector import (SHAPE, TOY, _greedy_nms, _spread_detector,  # noqa: E402
+                                _toy_detector)
 from test_onnx_export import _load_tool, run_benchmark_without_torch  # noqa: E402
 
 from sn2_det.deploy import (compare_detectors, detector_from_config,  # noqa: E402
@@ -27,27 +26,6 @@ from sn2_det.deploy import arm_benchmark as board  # noqa: E402
 from sn2_det.deploy.ncnn_export import export_detector_ncnn  # noqa: E402
 from sn2_det.deploy.pictures import toy_split  # noqa: E402
 from sn2_det.ops import ps_roi_align  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def trained_toy_detector(base: Path):
-    """The toy config trained 96 iterations on the toy dataset made with the bundled
-    defaults (its val split is the bundled held-out one), once per test session:
-    (dataset root, checkpoint)."""
-    from sn2_det.datasets.toy_shapes import generate_toy_shapes
-    root = base / 'toy_trained'
-    checkpoint = root / 'work' / 'epoch_12.pth'
-    if not checkpoint.exists():
-        generate_toy_shapes(str(root), num_train=64, num_val=100, seed=0)
-        proc = subprocess.run(
-            [sys.executable, 'tools/train.py', TOY, '--data-root', str(root), '--work-dir',
-             str(root / 'work'), '--cfg-options', *TRAIN_OPTIONS], cwd=ROOT,
-            capture_output=True, text=True, env={**ENV, 'PYTHONPATH': str(ROOT)},
-            timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return root, str(checkpoint)
-
 
 def test_numpy_nms_is_greedy_nms():
     rng = np.random.default_rng(0)

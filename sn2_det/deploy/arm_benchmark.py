@@ -89,9 +89,6 @@ class OnnxRuntimeModel:
         self.precision = dict(weights='as stored in the file (fp32, or int8 QDQ)',
                               graph_optimization='ORT_ENABLE_ALL (default)')
 
-    def get_inputs(self):
-        return self.session.get_inputs()
-
     def run(self, feeds):
         return self.session.run(None, feeds)
 
@@ -495,12 +492,6 @@ def picture(dims, rng):
     return out.transpose(0, 3, 1, 2).copy()
 
 
-def _inputs(model):
-    if hasattr(model, 'inputs'):
-        return model.inputs
-    return [(i.name, i.shape, i.type) for i in model.get_inputs()]  # an ort session
-
-
 def make_inputs(model, batch=None, shape=None, seed=0, feed='auto'):
     """Feeds for every input of ``model`` (see ``input_shape``): ``feed`` 'noise'
     (standard normal), 'picture' (:func:`picture`, for 4-D float inputs with 3
@@ -514,7 +505,7 @@ def make_inputs(model, batch=None, shape=None, seed=0, feed='auto'):
         raise ValueError(f'shape must be two positive ints H W, got {shape!r}')
     rng = np.random.default_rng(seed)
     feeds = {}
-    for name, node_dims, node_type in _inputs(model):
+    for name, node_dims, node_type in model.inputs:
         if node_type not in ORT_TYPES:
             raise ValueError(f'input {name!r} has type {node_type}; supported: '
                              f'{", ".join(ORT_TYPES)}')
