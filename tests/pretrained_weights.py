@@ -19,3 +19,14 @@ def write_backbone_checkpoint(cfg, path) -> str:
         meta['backbone'] = net.arch_args()
     torch.save(dict(state_dict=net.state_dict(), meta=meta), str(path))
     return str(path)
+
+
+def config_with_weights(config: str, tmp_path) -> str:
+    """A user config inheriting ``config`` whose backbone loads a stand-in of the
+    ImageNet weights it names (written beside it)."""
+    from mmengine.config import Config
+    weights = write_backbone_checkpoint(Config.fromfile(config), tmp_path / 'imagenet.pth')
+    path = tmp_path / 'with_weights.py'
+    path.write_text(f"_base_ = {config!r}\nmodel = dict(backbone=dict(init_cfg=dict("
+                    f"checkpoint={weights!r})))\n")
+    return str(path)

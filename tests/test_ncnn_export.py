@@ -14,6 +14,7 @@ ncnn = pytest.importorskip('ncnn', reason='ncnn is an optional extra: pip instal
 pytest.importorskip('pnnx', reason='pnnx is an optional extra: pip install '
                                    '-r requirements/deploy.txt')
 
+from pretrained_weights import config_with_weights  # noqa: E402
 from test_onnx_export import _load_tool, run_benchmark_without_torch  # noqa: E402
 
 from sn2_det.deploy import (backbone_from_config, backbone_from_name,  # noqa: E402
@@ -97,7 +98,9 @@ def test_check_fails_when_outputs_differ(small):
 
 def test_config_backbone_and_cli(tmp_path, capsys):
     out = str(tmp_path / 'lh.ncnn.param')
-    _load_tool('export_ncnn').main([CONFIG, '--shape', '64', '96', '--out', out])
+    # the shipped config with its ImageNet weights (a stand-in file) where it loads them
+    config = config_with_weights(CONFIG, tmp_path)
+    _load_tool('export_ncnn').main([config, '--shape', '64', '96', '--out', out])
     printed = capsys.readouterr().out
     assert f'wrote {out} (+ .bin): input 1x3x64x96' in printed
     # configs/lighthead_sn2.py: out_indices (1, 2)
@@ -220,7 +223,8 @@ TABLE7 = sorted(p.name for p in (ROOT / 'configs/table7').glob('lighthead_*.py')
 @pytest.mark.slow
 @pytest.mark.parametrize('config', TABLE7)
 def test_table7_backbones_convert(tmp_path, config):
-    model = backbone_from_config(str(ROOT / 'configs/table7' / config))
+    model = backbone_from_config(config_with_weights(str(ROOT / 'configs/table7' / config),
+                                                     tmp_path))
     param = export_backbone_ncnn(model, str(tmp_path / 'b.ncnn.param'), SHAPE)
     result = check_ncnn(model, param)
     print(config, {k: round(v['rel'], 8) for k, v in result['fp32'].items()})

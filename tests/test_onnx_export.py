@@ -15,13 +15,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from mmengine.config import Config
 from onnx import TensorProto, helper
 
 from sn2_det.deploy import (ONNXMismatchError, backbone_from_config, backbone_from_name,
                             check_onnx, export_backbone)
 
-from pretrained_weights import write_backbone_checkpoint
+from pretrained_weights import config_with_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / 'configs/lighthead_sn2.py')
@@ -134,11 +133,8 @@ def test_export_batch(tmp_path):
 def test_cli_exports_a_config_backbone(tmp_path, capsys):
     out = str(tmp_path / 'lighthead.onnx')
     # the shipped config with its ImageNet weights (a stand-in file) where it loads them
-    weights = write_backbone_checkpoint(Config.fromfile(CONFIG), tmp_path / 'w.pth')
-    config = tmp_path / 'lighthead_sn2.py'
-    config.write_text(f"_base_ = {CONFIG!r}\nmodel = dict(backbone=dict(init_cfg=dict("
-                      f"checkpoint={weights!r})))\n")
-    _load_tool('export_onnx').main([str(config), '--shape', '64', '96', '--out', out])
+    config = config_with_weights(CONFIG, tmp_path)
+    _load_tool('export_onnx').main([config, '--shape', '64', '96', '--out', out])
     printed = capsys.readouterr().out
     assert 'max abs difference from PyTorch (onnxruntime):' in printed
     # configs/lighthead_sn2.py: out_indices (1, 2), stage3 and stage4 of 1.0x
