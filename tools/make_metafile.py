@@ -28,4 +28,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from sn2_det.utils.cli import run_tool  # one-line errors; --debug: traceback
+    run_tool(main)

@@ -74,8 +74,8 @@ def load_weights(model: nn.Module, checkpoint: str, config: Optional[str] = None
 def detector_from_config(config: str, checkpoint: Optional[str] = None,
                          cfg_options: Optional[dict] = None) -> nn.Module:
     """The ``model`` of a LightHeadRCNN config (with ``cfg_options`` merged, e.g.
-    ``{'model.test_cfg.rcnn.score_thr': 0.05}``), initialised (``init_cfg``) and then
-    loaded from ``checkpoint`` if given (strictly), in eval mode."""
+    ``{'model.test_cfg.rcnn.score_thr': 0.05}``), loaded from ``checkpoint`` if given
+    (strictly), else initialised (``init_cfg``), in eval mode."""
     cfg = read_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -86,8 +86,9 @@ def detector_from_config(config: str, checkpoint: Optional[str] = None,
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        model.init_weights()
-        if checkpoint is not None:
+        if checkpoint is None:
+            model.init_weights()
+        else:  # every weight comes from the checkpoint (the ImageNet init_cfg is not read)
             load_weights(model, checkpoint, config)
     finally:
         logger.setLevel(level)
