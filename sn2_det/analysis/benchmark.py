@@ -25,6 +25,7 @@ import torch
 
 from mmdet.structures import DetDataSample
 
+from ..apis.detector_checkpoint import PREDICTOR_LAYERS
 from ..engine.inference_mode import deploy
 from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
@@ -43,7 +44,7 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     in eval mode.
 
     Without ``checkpoint`` the weights are random except the final predictors of
-    the heads (:data:`PREDICTORS`), which are zeroed: then every backbone gets the
+    the heads (:data:`PREDICTOR_LAYERS`), which are zeroed: then every backbone gets the
     same proposals (the anchors, equal objectness) and uniform class scores, so the
     post-processing work is identical across backbones (all proposals and classes
     reach NMS: the worst case), instead of varying with each random model.
@@ -61,15 +62,13 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
 
 
 # Final classification / regression layers of mmdet's heads.
-PREDICTORS = ('rpn_cls', 'rpn_reg', 'fc_cls', 'fc_reg', 'retina_cls', 'retina_reg',
-              'conv_cls', 'conv_reg')
 
 
 def zero_predictors(model) -> int:
     """Zero the weights and biases of the heads' final predictors; returns how many."""
     count = 0
     for name, module in model.named_modules():
-        if name.split('.')[-1] in PREDICTORS:
+        if name.split('.')[-1] in PREDICTOR_LAYERS:
             for param in module.parameters():
                 param.data.zero_()
             count += 1

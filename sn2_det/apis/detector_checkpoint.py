@@ -35,7 +35,6 @@ import os.path as osp
 import re
 import sys
 from collections import OrderedDict
-from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from mmengine.logging import print_log
@@ -45,6 +44,8 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmdet.models.detectors import BaseDetector
 
 from ..utils.checkpoint import CheckpointError, loaded_from
+from ..utils.config import CONFIG_DIR
+from ..utils.config import shipped_configs as shipped_config_names
 from .class_check import CLASS_AGNOSTIC, head_class_counts
 
 # Final classification / regression layers of mmdet's heads: what a fine-tune to
@@ -52,8 +53,6 @@ from .class_check import CLASS_AGNOSTIC, head_class_counts
 PREDICTOR_LAYERS = ('fc_cls', 'fc_reg', 'rpn_cls', 'rpn_reg', 'retina_cls', 'retina_reg',
                     'conv_cls', 'conv_reg')
 SHOWN = 5  # mismatched keys listed in a message
-CONFIG_DIRS = (Path(__file__).resolve().parents[2] / 'configs',
-               Path(__file__).resolve().parents[1] / 'configs')
 
 _config = contextvars.ContextVar('sn2_det_detector_config', default=None)
 
@@ -113,12 +112,13 @@ def describe_misfit(fit: Fit) -> str:
 
 
 def shipped_configs() -> Dict[str, str]:
-    """Config file stem -> path of the configs shipped with sn2_det."""
+    """Config file stem -> path of the configs shipped with sn2_det (in a clone,
+    ``sn2_det/.mim/configs`` is a link to ``configs/``, which the path names)."""
     found = {}
-    for root in CONFIG_DIRS:
-        for path in sorted(root.rglob('*.py')) if root.is_dir() else ():
-            if not path.name.startswith('_'):
-                found.setdefault(path.stem, _short(str(path)))
+    for name in shipped_config_names():
+        if not osp.basename(name).startswith('_'):
+            found.setdefault(osp.splitext(osp.basename(name))[0],
+                             _short(osp.realpath(osp.join(CONFIG_DIR, name))))
     return found
 
 
