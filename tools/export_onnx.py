@@ -22,10 +22,11 @@ status 1 otherwise. Time the file with tools/arm_benchmark.py (docs/arm.md).
 import argparse
 import sys
 
-from sn2_det.deploy import (ATOL, BACKBONES, CLASSIFICATION_SHAPE, DETECTION_SHAPE,
-                            ONNXMismatchError, backbone_from_config, backbone_from_name,
-                            check_detector, check_onnx, detector_from_config,
-                            export_backbone, export_detector, toy_pictures)
+from sn2_det.deploy import (ATOL, ONNXMismatchError, check_detector, check_onnx,
+                            detector_from_config, export_backbone, export_detector,
+                            toy_pictures)
+from sn2_det.deploy.export_cli import (add_model_arguments, build_backbone, model_shape,
+                                       print_detector_check)
 
 
 def _detector(parser, args, shape):
@@ -46,57 +47,24 @@ def _detector(parser, args, shape):
         result = check_detector(model, path, toy_pictures(shape, args.check_images))
     except ONNXMismatchError as error:
         sys.exit(f'FAILED: {error}')
-    matched = result['images'] - result['differing']
-    print(f'check on {result["images"]} toy-shapes pictures, {result["detections"]} '
-          f'detections (mmdet)')
-    if matched:
-        print(f'{matched} match: max box difference {result["box_rel"]:.3g} relative '
-              f'<= 0.001, max score difference {result["score_diff"]:.3g} <= 0.0001')
-    if result['differing']:
-        print(f'{result["differing"]} differ (NMS ties): mmAP mmdet '
-              f'{result["map_expected"]:.4f}, onnxruntime {result["map_got"]:.4f}, '
-              f'within 0.001')
+    print_detector_check(result, 'onnxruntime')
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', nargs='?', help='an mmdet config: exports model.backbone')
-    parser.add_argument('--backbone', choices=tuple(BACKBONES),
-                        help='a backbone by name instead of a config')
-    parser.add_argument('--detector', metavar='CONFIG',
-                        help='a Light-Head R-CNN config: exports the whole detector')
-    parser.add_argument('--checkpoint', help='with --detector: trained weights')
-    parser.add_argument('--check-images', type=int, default=2,
-                        help='with --detector: pictures the check runs on (default 2)')
-    parser.add_argument('--widen-factor', type=float, default=1.0,
-                        help='with --backbone: 0.5, 1.0, 1.5 or 2.0')
-    parser.add_argument('--star', action='store_true', help='with --backbone: V2*')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default 800 1200 for a config or --detector, '
-                             '224 224 for --backbone)')
+    add_model_arguments(parser)
     parser.add_argument('--batch', type=int, default=1, help='batch size (default 1)')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--atol', type=float, default=ATOL,
                         help='backbones: largest max abs difference accepted (default '
                              '1e-4)')
     args = parser.parse_args(argv)
-    if sum(x is not None for x in (args.config, args.backbone, args.detector)) != 1:
-        parser.error('give either a CONFIG or --backbone NAME (not both), or '
-                     '--detector CONFIG alone')
-    if args.detector is None and args.checkpoint is not None:
-        parser.error('--checkpoint goes with --detector')
-    if args.check_images < 1:
-        parser.error(f'--check-images must be a positive int, got {args.check_images}')
-    default = CLASSIFICATION_SHAPE if args.backbone else DETECTION_SHAPE
-    shape = tuple(args.shape) if args.shape else default
+    shape = model_shape(parser, args)
     if args.detector:
         return _detector(parser, args, shape)
     try:
-        if args.config:
-            model = backbone_from_config(args.config)
-        else:
-            model = backbone_from_name(args.backbone, args.widen_factor, args.star)
+        model = build_backbone(args)
         path = export_backbone(model, args.out, shape, args.batch)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
