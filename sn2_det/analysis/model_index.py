@@ -24,11 +24,10 @@ PAPER = dict(Title='ShuffleNet V2: Practical Guidelines for Efficient CNN Archit
                    'Design', URL='https://arxiv.org/abs/1807.11164')
 # (collection name, configs, paper section) in the order of the index.
 COLLECTIONS = (
-    ('Light-Head R-CNN ShuffleNet V2', ('configs/lighthead_sn2.py',
-                                        'configs/lighthead_sn2_star.py'),
+    ('Light-Head R-CNN ShuffleNet V2', 'configs/lighthead_sn2*.py',
      'Sec. 5 (object detection)'),
     ('Light-Head R-CNN Table 7', 'configs/table7/lighthead_*.py', 'Sec. 5, Table 7'),
-    ('Light-Head R-CNN toy', ('configs/toy/lighthead_sn2_toy.py',), None),
+    ('Light-Head R-CNN toy', 'configs/toy/lighthead_*.py', None),
 )
 ARCHITECTURE = ('Light-Head R-CNN', 'RPN', 'PS-RoI Align', 'Large Separable Convolution')
 TRAINING_DATA = {'data/coco/': 'COCO', 'data/toy_shapes/': 'toy_shapes'}
@@ -105,7 +104,8 @@ def model_entry(root: str, collection: str, config: str,
             'Input Size': f'{height}x{width}',
             'Training Data': TRAINING_DATA[data_root],
             'Training Techniques': list(OPTIMIZER_TECHNIQUES.get(optimizer, [optimizer])),
-            'Epochs': int(cfg.train_cfg.max_epochs),
+            **({'Epochs': int(cfg.train_cfg.max_epochs)} if 'max_epochs' in cfg.train_cfg
+               else {'Iterations': int(cfg.train_cfg.max_iters)}),
         },
         'Results': None,
         'Weights': None,
