@@ -75,12 +75,17 @@ def detector_from_config(config: str, checkpoint: Optional[str] = None,
                          cfg_options: Optional[dict] = None) -> nn.Module:
     """The ``model`` of a LightHeadRCNN config (with ``cfg_options`` merged, e.g.
     ``{'model.test_cfg.rcnn.score_thr': 0.05}``), loaded from ``checkpoint`` if given
-    (strictly), else initialised (``init_cfg``), in eval mode."""
+    (strictly), else randomly initialised, in eval mode. The backbone's ImageNet weights
+    (a ``Pretrained`` ``init_cfg``) are not read either way, as in mmdet's
+    ``init_detector``."""
     cfg = read_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if not cfg.get('model'):
         raise ValueError(f'config {config} has no model to export')
+    init = cfg.model.backbone.get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == 'Pretrained':
+        cfg.model.backbone.init_cfg = None
     model = build_in_mmdet_scope(cfg.model)
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -88,7 +93,7 @@ def detector_from_config(config: str, checkpoint: Optional[str] = None,
     try:
         if checkpoint is None:
             model.init_weights()
-        else:  # every weight comes from the checkpoint (the ImageNet init_cfg is not read)
+        else:
             load_weights(model, checkpoint, config)
     finally:
         logger.setLevel(level)
