@@ -107,31 +107,6 @@ def test_ps_roi_align_matches_loop(ratio, impl):
     assert got[4].abs().max() == 0  # wholly outside
 
 
-def test_onnx_path_matches_fused_path(tmp_path):
-    """The exported graph (index_select + sum) against the fused embedding_bag path,
-    both on the loop reference's inputs, including RoIs partly and wholly outside."""
-    ort = pytest.importorskip('onnxruntime')
-    torch.manual_seed(0)
-    k, scale = 3, 0.25
-    inp = torch.rand(2, 4 * k * k, 12, 16)
-    rois = make_rois()
-
-    class Op(torch.nn.Module):
-        def forward(self, x, r):
-            return ps_roi_align(x, r, k, scale, 2, impl='torch')
-
-    path = str(tmp_path / 'ps_roi_align.onnx')
-    torch.onnx.export(Op(), (inp, rois), path, input_names=['x', 'rois'],
-                      dynamic_axes={'rois': {0: 'k'}}, opset_version=17, dynamo=False)
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    other = rois[[3, 0, 6]]  # a different RoI count than the traced one
-    for r in (rois, other):
-        (got,) = session.run(None, {'x': inp.numpy(), 'rois': r.numpy()})
-        ref = ps_roi_align_loop(inp, r, k, scale, 2)
-        assert torch.allclose(torch.from_numpy(got).double(), ref, atol=1e-5)
-        assert torch.allclose(Op()(inp, r).double(), ref, atol=1e-5)
-
-
 @pytest.mark.parametrize('impl', ['torch', 'gather'])
 @pytest.mark.parametrize('ratio', [2, 1])
 @pytest.mark.parametrize('reduction,aligned', [('max', False), ('max', True),
@@ -186,25 +161,32 @@ def test_gradcheck_max_and_unaligned():
                          (inp,), eps=1e-6, atol=1e-6)
 
 
-def test_max_exports_to_onnx(tmp_path):
+@pytest.mark.parametrize('reduction,aligned,impl', [('avg', True, 'torch'),
+                                                    ('max', False, None)])
+def test_onnx_export_matches_loop(tmp_path, reduction, aligned, impl):
+    """The exported graph (average: index_select + sum, against the fused embedding_bag
+    path; max: the authors' kernel) against the loop reference, with RoIs partly and
+    wholly outside and a different RoI count than the traced one."""
     ort = pytest.importorskip('onnxruntime')
     torch.manual_seed(0)
     k, scale = 3, 0.25
     inp = torch.rand(2, 4 * k * k, 12, 16)
     rois = make_rois()
+    options = dict(reduction=reduction, aligned=aligned, **({'impl': impl} if impl else {}))
 
     class Op(torch.nn.Module):
         def forward(self, x, r):
-            return ps_roi_align(x, r, k, scale, 2, reduction='max', aligned=False)
+            return ps_roi_align(x, r, k, scale, 2, **options)
 
-    path = str(tmp_path / 'ps_roi_align_max.onnx')
+    path = str(tmp_path / 'ps_roi_align.onnx')
     torch.onnx.export(Op(), (inp, rois), path, input_names=['x', 'rois'],
                       dynamic_axes={'rois': {0: 'k'}}, opset_version=17, dynamo=False)
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     for r in (rois, rois[[3, 0, 6]]):
         (got,) = session.run(None, {'x': inp.numpy(), 'rois': r.numpy()})
-        ref = ps_roi_align_loop(inp, r, k, scale, 2, 'max', False)
+        ref = ps_roi_align_loop(inp, r, k, scale, 2, reduction, aligned)
         assert torch.allclose(torch.from_numpy(got).double(), ref, atol=1e-5)
+        assert torch.allclose(Op()(inp, r).double(), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize('kwargs,message', [
