@@ -41,7 +41,10 @@ def _io(param):
 
 @pytest.fixture(scope='module')
 def small(tmp_path_factory):
-    """ShuffleNet V2 0.5x at 64x96: the PyTorch model and its ncnn and ONNX files."""
+    """ShuffleNet V2 0.5x at 64x96 (seeded weights): the PyTorch model and its ncnn and
+    ONNX files."""
+    import torch
+    torch.manual_seed(0)
     model = backbone_from_name('shufflenet_v2', 0.5)
     tmp = tmp_path_factory.mktemp('ncnn')
     param = export_backbone_ncnn(model, str(tmp / 'sn2_0.5x.ncnn.param'), SHAPE)
@@ -69,13 +72,15 @@ def test_every_width_converts_within_1e3(tmp_path, widen_factor, star):
 
 
 def test_fp16_weights_are_the_fp32_difference(tmp_path, small):
-    """pnnx's default, fp16 weights in the .bin, gives the 3e-4..8e-4 relative of the
-    issue with ncnn computing in fp32; our fp32 weights bring it to ~1e-6."""
+    """pnnx's default, fp16 weights in the .bin, gives the 6e-4..2e-3 relative of the
+    issue with ncnn computing in fp32 (measured here, so no limit is applied to it);
+    our fp32 weights bring it to ~1e-6."""
     model, param, _ = small
     half = export_backbone_ncnn(model, str(tmp_path / 'half.ncnn.param'), SHAPE,
                                 fp16_weights=True)
     ours = max(d['rel'] for d in check_ncnn(model, param)['fp32'].values())
-    pnnx_default = max(d['rel'] for d in check_ncnn(model, half)['fp32'].values())
+    pnnx_default = max(d['rel'] for d in check_ncnn(model, half, rtol=float('inf'))['fp32']
+                       .values())
     assert pnnx_default > 1e-4 and pnnx_default > 20 * ours, (pnnx_default, ours)
     assert os.path.getsize(tmp_path / 'half.ncnn.bin') < 0.6 * os.path.getsize(
         param[:-len('.param')] + '.bin')
