@@ -9,13 +9,8 @@ PYTEST_ARGS ?=
 install:
 	VENV=$(VENV) bash scripts/install.sh
 
-# The ncnn / int8 tests run in a pytest process of their own: after the rest of the
-# suite, one process holding both died with SIGSEGV (no tool process does; docs/development.md).
-RUNTIME_TESTS := tests/test_ncnn_export.py tests/test_ncnn_detector.py tests/test_int8.py
-
 test: install
-	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m "not slow" $(RUNTIME_TESTS:%=--ignore=%) $(PYTEST_ARGS)
-	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m "not slow" $(RUNTIME_TESTS) $(PYTEST_ARGS)
+	OMP_NUM_THREADS=2 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The long checks (@pytest.mark.slow): a SIGKILLed run resumed to the same losses and
 # weights, distributed runs whose peer dies or hangs, memory under load, ...

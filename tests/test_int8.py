@@ -126,9 +126,7 @@ def test_detector_int8_map_per_runtime(tmp_path, trained):
     else:
         print('ncnn or pnnx missing (the deploy extra): the ncnn rows are left out')
     out = str(tmp_path / 'toy.int8.onnx')
-    # as a user runs it: its own process, where onnxruntime, OpenVINO and ncnn load
-    # beside torch alone (in this test process, after the whole suite, OpenVINO can
-    # crash on the native libraries others left loaded)
+    # as a user runs it: its own process
     run = subprocess.run([sys.executable, 'tools/quantize_onnx.py', fp32, '--out', out,
                           '--data-root', str(root), '--count', '16', '--evaluate', *ncnn,
                           '--runs', '3', '--warmup', '1', '--json', str(tmp_path / 'q.json')],

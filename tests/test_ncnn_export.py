@@ -5,6 +5,8 @@ and tools/arm_benchmark.py on all three runtimes where torch cannot be imported.
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ pytest.importorskip('pnnx', reason='pnnx is an optional extra: pip install '
                                    '-r requirements/deploy.txt')
 
 from pretrained_weights import config_with_weights  # noqa: E402
-from test_onnx_export import _load_tool, run_benchmark_without_torch  # noqa: E402
+from test_onnx_export import BENCH, _load_tool, run_benchmark_without_torch  # noqa: E402
 
 from sn2_det.deploy import (backbone_from_config, backbone_from_name,  # noqa: E402
                             export_backbone)
@@ -156,8 +158,6 @@ def test_benchmark_all_runtimes_without_torch(tmp_path, small):
     for runtime, model, version in [('ncnn', param, ncnn.__version__),
                                     ('onnxruntime', onnx_path, None),
                                     ('openvino', onnx_path, None)]:
-        # looked up, not imported: OpenVINO runs in the benchmark's process only (in
-        # this one, after the rest of the suite, it can crash on the libraries loaded)
         if runtime == 'openvino' and importlib.util.find_spec('openvino') is None:
             pytest.skip('openvino is an optional extra: pip install -r requirements/deploy.txt')
         out = tmp_path / f'{runtime}.json'
@@ -178,6 +178,30 @@ def test_benchmark_all_runtimes_without_torch(tmp_path, small):
             assert result['precision']['use_fp16_arithmetic'] is False
         if runtime == 'openvino':
             assert result['precision']['INFERENCE_PRECISION_HINT'] == 'f32'
+
+
+def test_openvino_models_freed_in_order_leave_signals_working(small):
+    """Two OpenVINO models freed first-made-first, then a Python signal handler runs.
+    With a Core per model the process died here with SIGSEGV: OpenVINO's CPU plugin
+    swaps the main thread's signal stack and, unloaded out of order, left it on freed
+    memory (what killed a one-process ``make test`` at torch's SIGCHLD handler)."""
+    if importlib.util.find_spec('openvino') is None:
+        pytest.skip('openvino is an optional extra: pip install -r requirements/deploy.txt')
+    onnx_path = small[2]
+    code = ('import gc, importlib.util, os, signal, sys\n'
+            f'spec = importlib.util.spec_from_file_location("bench", {BENCH!r})\n'
+            'bench = importlib.util.module_from_spec(spec)\n'
+            'spec.loader.exec_module(bench)\n'
+            f'first = bench.OpenVINOModel({onnx_path!r})\n'
+            f'second = bench.OpenVINOModel({onnx_path!r}, fp16=True)\n'
+            'del first; gc.collect()\n'
+            'del second; gc.collect()\n'
+            'signal.signal(signal.SIGUSR1, lambda *_: print("handled", flush=True))\n'
+            'os.kill(os.getpid(), signal.SIGUSR1)\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 0 and 'handled' in proc.stdout, (proc.returncode,
+                                                                proc.stderr[-2000:])
 
 
 def test_compare_interleaves_and_gives_ratios(tmp_path, small):

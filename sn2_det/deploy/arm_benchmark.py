@@ -39,6 +39,7 @@ a shared machine's load falls on all alike, and prints each median's ratio to th
 first.
 """
 import argparse
+import functools
 import json
 import os
 import platform
@@ -93,6 +94,17 @@ class OnnxRuntimeModel:
         return self.session.run(None, feeds)
 
 
+@functools.lru_cache(maxsize=None)
+def _openvino_core():
+    """The process's one OpenVINO Core, shared by every model. OpenVINO's CPU plugin
+    gives the main thread a signal stack of its own while a Core's plugin is loaded
+    and puts back the one it found when it unloads; with a Core per model, models
+    freed in the order they were made left the thread on a freed stack, and the next
+    Python signal handler (Ctrl-C, torch's SIGCHLD) died with SIGSEGV."""
+    import openvino as ov
+    return ov.Core()
+
+
 class OpenVINOModel:
     """An OpenVINO CPU model compiled for latency: one stream, ``threads`` threads,
     inference precision f32 (``fp16``: f16)."""
@@ -102,7 +114,7 @@ class OpenVINOModel:
         import openvino as ov
         _check_file(path)
         _check_threads(threads)
-        core = ov.Core()
+        core = _openvino_core()
         model = core.read_model(path)
         config = {'INFERENCE_NUM_THREADS': threads, 'NUM_STREAMS': 1,
                   'PERFORMANCE_HINT': 'LATENCY',
