@@ -25,14 +25,16 @@ import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import torch
 import torch.nn as nn
 
+from . import runners
 from .arm_benchmark import post_path, read_ncnn_param
 from .comparison import (RTOL, ONNXMismatchError, backbone_input, output_differences,
                          torch_outputs, worst_output)
 from .detector_graph import DenseDetector, WH_RATIO_CLIP
 from .models import CLASSIFICATION_SHAPE
-from .onnx_export import _as_tuple, _check_size, _output_names, export_graph
+from .onnx_export import backbone_example, export_graph
 from .pictures import toy_pictures
 
 
@@ -123,12 +125,7 @@ def export_backbone_ncnn(model: nn.Module, out: str,
     """Write ``model`` (eval mode) at input (1, 3, H, W) to ``out`` (.param) and the
     .bin beside it: input ``input``, outputs ``out<i>`` after ``out_indices`` (as
     :func:`~sn2_det.deploy.onnx_export.export_backbone`). Returns ``out``."""
-    import torch
-    h, w = _check_size(shape, 1)
-    model.eval()
-    x = torch.zeros(1, 3, h, w)
-    with torch.no_grad():
-        names = _output_names(model, len(_as_tuple(model(x))))
+    x, names = backbone_example(model, shape)
     return _write_ncnn(model, x, out, 'input', names, fp16_weights)
 
 
@@ -139,14 +136,13 @@ def check_ncnn(model: nn.Module, param: str, rtol: float = RTOL, seed: int = 0,
     fp16 options off (``fp32``) and on (``fp16``): per output ``abs`` and ``rel``
     (:func:`~sn2_det.deploy.comparison.output_differences`). Raises
     ONNXMismatchError when the fp32 run's relative difference exceeds ``rtol``."""
-    from . import runners
-    result = {}
-    for label, fp16 in (('fp32', False), ('fp16', True)):
-        loaded = runners.load(param, 'ncnn', threads, fp16)
-        x = backbone_input(loaded.inputs[0][1], seed)
-        result[label] = output_differences(param, loaded.output_names,
-                                           torch_outputs(model, x),
-                                           runners.run_outputs(loaded, x))
+    nets = {label: runners.load(param, 'ncnn', threads, fp16)
+            for label, fp16 in (('fp32', False), ('fp16', True))}
+    x = backbone_input(nets['fp32'].inputs[0][1], seed)
+    expected = torch_outputs(model, x)
+    result = {label: output_differences(param, net.output_names, expected,
+                                        runners.run_outputs(net, x))
+              for label, net in nets.items()}
     name, worst = worst_output(result['fp32'], 'rel')
     if not worst <= rtol:
         raise ONNXMismatchError(f'{param} differs from the PyTorch model with ncnn\'s '
@@ -218,7 +214,6 @@ def export_detector_ncnn(detector: nn.Module, out: str, shape: Sequence[int],
     outputs ``rpn_cls``, ``rpn_reg``, ``thin``), the ``.post.npz`` beside them
     :func:`post_parameters`. tools/arm_benchmark.py runs the three as one detector
     (outputs boxes, scores, labels). Returns ``out``."""
-    import torch
     dense = DenseDetector(detector, shape)
     params = post_parameters(dense)
     image = torch.from_numpy(toy_pictures(dense.graph.img_shape, 1)[0][0])[None]

@@ -20,6 +20,7 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .comparison import _as_tuple
 from .detector_graph import OUTPUT_NAMES, ExportableDetector
 from .models import CLASSIFICATION_SHAPE, check_shape
 from .pictures import toy_pictures
@@ -32,10 +33,6 @@ def _check_size(shape: Sequence[int], batch: int) -> Tuple[int, int]:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f'batch must be a positive int, got {batch!r}')
     return shape
-
-
-def _as_tuple(outputs) -> tuple:
-    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
 
 
 def _output_names(model: nn.Module, num_outputs: int) -> list:
@@ -53,12 +50,20 @@ def export_backbone(model: nn.Module, out: str, shape: Sequence[int] = CLASSIFIC
     The input is named ``input``, the outputs ``out<i>`` after ``out_indices``; all
     sizes are fixed. Returns ``out``.
     """
+    x, names = backbone_example(model, shape, batch, in_channels)
+    return export_graph(model, x, out, 'input', names, opset)
+
+
+def backbone_example(model: nn.Module, shape: Sequence[int], batch: int = 1,
+                     in_channels: int = 3) -> Tuple[torch.Tensor, list]:
+    """What a backbone export traces: zeros of (batch, in_channels, H, W), the size
+    checked, and the output names ``out<i>`` (``model`` put in eval mode)."""
     h, w = _check_size(shape, batch)
     model.eval()
     x = torch.zeros(batch, in_channels, h, w)
     with torch.no_grad():
         names = _output_names(model, len(_as_tuple(model(x))))
-    return export_graph(model, x, out, 'input', names, opset)
+    return x, names
 
 
 def export_graph(model: nn.Module, example: torch.Tensor, out: str, input_name: str,
