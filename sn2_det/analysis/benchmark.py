@@ -25,7 +25,7 @@ import torch
 
 from mmdet.structures import DetDataSample
 
-from ..apis.detector_checkpoint import PREDICTOR_LAYERS
+from ..apis.detector_checkpoint import PREDICTOR_LAYERS, load_detector_checkpoint
 from ..engine.inference_mode import deploy
 from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
@@ -53,15 +53,11 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     cfg.model.backbone.init_cfg = None
     model = build_in_mmdet_scope(cfg.model)
     if checkpoint:
-        from ..apis.detector_checkpoint import load_detector_checkpoint
         load_detector_checkpoint(model, checkpoint, config)
     else:
         zero_predictors(model)
     model = model.backbone if backbone_only else model
     return model.to(device).eval()
-
-
-# Final classification / regression layers of mmdet's heads.
 
 
 def zero_predictors(model) -> int:

@@ -68,7 +68,8 @@ def dataset_classes(dataset_cfg, key: str) -> Iterator[Tuple[str, tuple]]:
         yield f'{key} (no metainfo.classes: {name}.METAINFO)', tuple(classes)
 
 
-def _shown(classes: tuple, limit: int = 6) -> str:
+def shown_classes(classes: tuple, limit: int = 6) -> str:
+    """The first ``limit`` class names, quoted, with ', ...' when there are more."""
     names = ', '.join(repr(c) for c in classes[:limit])
     return names + (', ...' if len(classes) > limit else '')
 
@@ -86,6 +87,6 @@ def check_class_counts(cfg, splits=SPLITS) -> None:
                 if count != len(classes):
                     raise ConfigError(
                         f'{head} = {count}, but {where} has {len(classes)} classes '
-                        f'({_shown(classes)}): set {head}={len(classes)} (or give the '
+                        f'({shown_classes(classes)}): set {head}={len(classes)} (or give the '
                         f'dataset the {count} classes of the head in its '
                         f'metainfo=dict(classes=...))')

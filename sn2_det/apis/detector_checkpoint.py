@@ -46,7 +46,7 @@ from mmdet.models.detectors import BaseDetector
 from ..utils.checkpoint import CheckpointError, loaded_from
 from ..utils.config import CONFIG_DIR
 from ..utils.config import shipped_configs as shipped_config_names
-from .class_check import CLASS_AGNOSTIC, head_class_counts
+from .class_check import CLASS_AGNOSTIC, head_class_counts, shown_classes
 
 # Final classification / regression layers of mmdet's heads: what a fine-tune to
 # another class count may leave at their initialisation.
@@ -181,7 +181,7 @@ def check_checkpoint_classes(detector, meta: dict, source: str, config: str,
     if not classes:
         return
     classes = tuple(classes)
-    shown = ', '.join(repr(c) for c in classes[:6]) + (', ...' if len(classes) > 6 else '')
+    shown = shown_classes(classes)
     for key, count in model_class_counts(detector).items():
         if count != len(classes):
             raise CheckpointError(
@@ -228,13 +228,13 @@ def check_detector_state_dict(detector, state_dict: Dict, fine_tune: bool = Fals
     config = _config_name(detector, runner)
     model_state = detector.state_dict()
     fit = compare_state_dicts(model_state, state_dict)
-    trained = trained_with(meta)
     if fit.ok:
         if not fine_tune:
             test_classes = _classes_of(getattr(runner.test_dataloader, 'dataset', None)) \
                 if test and runner is not None else None
             check_checkpoint_classes(detector, meta, source, config, test_classes)
         return state_dict
+    trained = trained_with(meta)
     hint = f' It was trained with {trained}.' if trained else ''
     if not fine_tune:
         raise CheckpointError(
