@@ -12,7 +12,7 @@ import numpy as np
 
 from ..datasets.toy_shapes import generate_toy_shapes
 from .inference import FrameDetector, load_detector, read_image
-from .runner import load_config, train
+from .runner import load_config, set_data_root, train
 
 TOY_CONFIG = 'configs/toy/lighthead_sn2_toy.py'
 # Class colours of the pictures (matplotlib's tab10, readable on the toy backgrounds).
@@ -175,7 +175,7 @@ def draw_grid(model, ann_file: str, image_dir: str, out: str, num_images: int = 
         ax_pred.set_title(f'predictions: {len(scores)}' + (f' ({dashed} dashed)' if dashed
                                                           else ''), fontsize=11)
         shown.append(dict(file_name=info['file_name'], gt=len(gt_boxes),
-                          predictions=len(scores), unmatched=int((~hit).sum()),
+                          predictions=len(scores), unmatched=dashed,
                           min_score=float(scores.min()) if len(scores) else None))
     handles = [Line2D([], [], color=_COLOURS[i % len(_COLOURS)], lw=3, label=name)
                for i, name in enumerate(classes)]
@@ -205,15 +205,15 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
     evaluation every ``val_interval`` epochs for the mmAP curve, then draw
     ``work_dir/predictions.png`` and ``work_dir/curves.png``."""
     cfg = load_config(config, work_dir=work_dir, cfg_options=cfg_options)
-    anns = generate_toy_shapes(data_root or cfg.data_root, **(dataset_args or {}))
+    root = data_root or cfg.data_root
+    anns = generate_toy_shapes(root, **(dataset_args or {}))
     if data_root:
-        from .runner import set_data_root
         set_data_root(cfg, data_root)
     cfg.train_cfg.val_interval = val_interval
     # mmdet's runtime names its visualizer 'visualizer', so a second run in one process
     # would log into the first run's dir; without the name, each run gets its own
     cfg.visualizer.pop('name', None)
-    print(f'toy dataset ready under {data_root or cfg.data_root} ({anns["train"]})')
+    print(f'toy dataset ready under {root} ({anns["train"]})')
     start = time.time()
     runner = train(cfg)
     minutes = (time.time() - start) / 60

@@ -5,6 +5,7 @@ Every exporter (ONNX, ncnn) starts from these, so a model is built, initialised 
 loaded the same way whatever the format; :func:`load_weights` is the one place a
 checkpoint is read.
 """
+import contextlib
 import logging
 import os
 from typing import Optional, Sequence, Tuple
@@ -22,16 +23,23 @@ BACKBONES = {'shufflenet_v2': 'ShuffleNetV2'}
 SHUFFLENET_OUTPUTS = (0, 1, 2, 3)
 
 
-def _build(cfg: dict) -> nn.Module:
-    """Build under the mmdet scope and initialise, without mmengine's per-parameter log."""
-    model = build_in_mmdet_scope(cfg)
+@contextlib.contextmanager
+def _quiet_mmengine():
+    """mmengine's current logger at WARNING for the block (no per-parameter init log)."""
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        model.init_weights()
+        yield
     finally:
         logger.setLevel(level)
+
+
+def _build(cfg: dict) -> nn.Module:
+    """Build under the mmdet scope and initialise, without mmengine's per-parameter log."""
+    model = build_in_mmdet_scope(cfg)
+    with _quiet_mmengine():
+        model.init_weights()
     return model.eval()
 
 
@@ -87,14 +95,9 @@ def detector_from_config(config: str, checkpoint: Optional[str] = None,
     if isinstance(init, dict) and init.get('type') == 'Pretrained':
         cfg.model.backbone.init_cfg = None
     model = build_in_mmdet_scope(cfg.model)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
+    with _quiet_mmengine():
         if checkpoint is None:
             model.init_weights()
         else:
             load_weights(model, checkpoint, config)
-    finally:
-        logger.setLevel(level)
     return model.eval()
