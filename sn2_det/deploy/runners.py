@@ -7,8 +7,6 @@ import numpy as np
 
 from . import arm_benchmark as board
 
-RUNTIMES = board.RUNTIMES
-
 
 def load(path: str, runtime: Optional[str] = None, threads: int = 1, fp16: bool = False):
     """A loaded model (``run(feeds)`` -> every output; ``inputs``, ``output_names``,
