@@ -1,5 +1,5 @@
 # configs/lighthead_sn2.py with every choice of the Light-Head R-CNN authors' code
-# (zengarden/light_head_rcnn) where it differs from our defaults (docs/recipe.md):
+# (zengarden/light_head_rcnn) where it differs from our defaults (docs/lighthead.md):
 # the thin map at stride 16 from the dilated last stage, PS-RoI Align taking the max
 # of a bin's samples without the half-pixel shift, OHEM ranking by classification
 # plus box loss over the whole batch, class-specific box regression, and their

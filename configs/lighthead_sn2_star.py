@@ -1,7 +1,7 @@
 # Light-Head R-CNN with ShuffleNet V2* 1.0x: an extra 3x3 depthwise conv (BN, no ReLU)
 # before the first pointwise conv of every unit's main branch; the downsampling units'
 # projection branch is left as it is (sn2_det.models.backbones.ShuffleNetV2).
-# No public ImageNet weights exist: pretrain them (docs/pretraining.md), on the
+# No public ImageNet weights exist: pretrain them (docs/table7.md), on the
 # ImageNet mean/std RGB input of configs/pretrain:
 #   tools/dist_train.sh configs/pretrain/shufflenet_v2_star_1.0x_imagenet.py 8
 #   python tools/extract_backbone.py \

@@ -1,6 +1,6 @@
 """Independent plain-PyTorch ShuffleNet V2 networks in the two public key layouts.
 
-Written from the definitions in paper-facts.md Sec. 1 (not from sn2_det), each with
+Written from the definitions in docs/paper.md Sec. 1 (not from sn2_det), each with
 its own routing: the authors' (no shuffle after a unit, identity = even channels)
 and torchvision's (explicit shuffle after every unit, identity = first half).
 ``forward`` returns the conv5 features.

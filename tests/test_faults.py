@@ -1,4 +1,4 @@
-"""Issue 7, Faults: atomic checkpoint writes, randomness that is a function of the
+"""Faults: atomic checkpoint writes, randomness that is a function of the
 seed and the position, a SIGKILLed run resumed to the uninterrupted run's losses and
 weights, and a two-process run whose peer dies or hangs ending within a bound."""
 import json

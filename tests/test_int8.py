@@ -1,4 +1,4 @@
-"""int8 (issue 13): onnxruntime's static quantisation of a backbone and of the whole ONNX
+"""int8: onnxruntime's static quantisation of a backbone and of the whole ONNX
 detector, calibrated on a folder of images (the toy dataset by default), what stayed
 fp32 printed, and the toy detector's bbox mmAP in fp32 and int8 per runtime."""
 import importlib.util

@@ -1,4 +1,4 @@
-"""The whole Light-Head R-CNN on ncnn (issue 13): the dense part (preprocessing,
+"""The whole Light-Head R-CNN on ncnn: the dense part (preprocessing,
 backbone, thin map, RPN convolutions) in ncnn, proposals, NMS, PS-RoI Align and the
 R-CNN subnet in numpy (tools/arm_benchmark.py); each numpy piece against an
 independent reference, and the detections against mmdet's on pictures and on the

@@ -1,4 +1,4 @@
-"""Backbones to ncnn with pnnx (issue 13): every ShuffleNet V2 width and V2* within 1e-3
+"""Backbones to ncnn with pnnx: every ShuffleNet V2 width and V2* within 1e-3
 relative of PyTorch with ncnn's fp16 options off, where the fp32 difference came from
 (pnnx's fp16 weights), tools/export_ncnn.py and its errors, layers ncnn lacks named,
 and tools/arm_benchmark.py on all three runtimes where torch cannot be imported."""

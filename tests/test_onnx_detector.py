@@ -1,4 +1,4 @@
-"""The whole Light-Head R-CNN detector in ONNX (issue 5): NMS in the graph, data-dependent
+"""The whole Light-Head R-CNN detector in ONNX: NMS in the graph, data-dependent
 sizes, detections against mmdet's (boxes 1e-3 relative, scores 1e-4, or the mmAP to
 0.1 point where NMS ties differ), tools/export_onnx.py --detector and
 tools/arm_benchmark.py on the detector without torch. The slow tests train the toy

@@ -287,7 +287,7 @@ def test_extract_backbone_then_detector_loads_it(tmp_path, trained):
                 if k.startswith('backbone.')}
     assert set(extracted['state_dict']) == set(expected)
 
-    child = tmp_path / 'lighthead_sn2_pretrained.py'  # the recipe of docs/pretraining.md
+    child = tmp_path / 'lighthead_sn2_pretrained.py'  # the recipe of docs/table7.md
     child.write_text(f"_base_ = '{ROOT / 'configs/lighthead_sn2.py'}'\n"
                      f"model = dict(backbone=dict(init_cfg=dict(\n"
                      f"    _delete_=True, type='Pretrained', checkpoint='{dst}')))\n")

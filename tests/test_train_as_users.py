@@ -1,4 +1,4 @@
-"""Issue 11: every shipped detector config trains as users train it.
+"""Every shipped detector config trains as users train it.
 
 - every trainable parameter of every shipped backbone configuration, and of one
   detector of each config family, receives a gradient (mmengine's DDP wrapper,

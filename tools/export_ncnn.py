@@ -19,7 +19,7 @@ Detector: ncnn runs the dense part (preprocessing, backbone, thin map, RPN convs
 numpy the rest (tools/arm_benchmark.py: proposals, NMS, PS-RoI Align, R-CNN subnet);
 the check runs mmdet and that pair on --check-images toy-shapes pictures: the
 detections must match (boxes 1e-3 relative, scores 1e-4) or, where NMS ties differ,
-the mmAP to 0.1 point. Time the files with tools/arm_benchmark.py (docs/arm.md).
+the mmAP to 0.1 point. Time the files with tools/arm_benchmark.py (docs/deploy.md).
 """
 import argparse
 import sys

@@ -12,12 +12,12 @@ Backbones: every output of the backbone's out_indices is exported, named out<i>
 is 800x1200 for a config (detection) and 224x224 for a name (classification). Prints
 the max abs difference from PyTorch; exits with status 1 when it exceeds --atol (1e-4).
 
-Detector (issue 5): one input, image (1, 3, H, W), raw pixels resized to H x W;
+Detector: one input, image (1, 3, H, W), raw pixels resized to H x W;
 outputs boxes, scores, labels, with the RPN, PS-RoI Align and NMS in the graph
 (sn2_det.deploy.detector_graph). The check runs mmdet and onnxruntime on
 --check-images generated toy-shapes pictures: the detections must match (boxes 1e-3
 relative, scores 1e-4), or, where NMS ties differ, the mmAP to 0.1 point; exits with
-status 1 otherwise. Time the file with tools/arm_benchmark.py (docs/arm.md).
+status 1 otherwise. Time the file with tools/arm_benchmark.py (docs/deploy.md).
 """
 import argparse
 import sys

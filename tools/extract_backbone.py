@@ -4,7 +4,7 @@
         sn2_1.0x_imagenet.pth
 
 Then set the detector's ``model.backbone.init_cfg`` to
-``dict(type='Pretrained', checkpoint='sn2_1.0x_imagenet.pth')`` (docs/pretraining.md).
+``dict(type='Pretrained', checkpoint='sn2_1.0x_imagenet.pth')`` (docs/table7.md).
 """
 import argparse
 

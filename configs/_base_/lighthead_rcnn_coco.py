@@ -1,5 +1,5 @@
 # Light-Head R-CNN, small setting "S" (Li et al. 2017), on COCO 2017 at 800x1200,
-# as the ShuffleNet V2 paper's detection experiment uses it (paper-facts.md Sec. 2, 4).
+# as the ShuffleNet V2 paper's detection experiment uses it (docs/paper.md Sec. 2, 4).
 # Backbone-agnostic: a config that inherits this sets model.backbone (two outputs:
 # the stride-16 stage for the RPN, the last stage for the thin map); the neck's and
 # the RPN's in_channels are read from it unless set.
@@ -9,7 +9,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 # sn2_det.apis.pretrained_check: the hook that refuses frozen layers without
-# pretrained weights, and weights trained on other input normalisation (issue 11).
+# pretrained weights, and weights trained on other input normalisation.
 custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
                       allow_failed_imports=False)
 
@@ -79,7 +79,7 @@ model = dict(
             # OHEM: the 256 hardest RoIs of each image, positive or negative, ranked
             # by classification loss (mmdet's); the authors' code ranks by cls + box
             # loss over the batch: rank_by='cls+box', pool='batch' with
-            # roi_head.type='OHEMRoIHead' (docs/recipe.md).
+            # roi_head.type='OHEMRoIHead' (docs/lighthead.md).
             sampler=dict(type='HardestRoISampler', num=256, add_gt_as_proposals=True,
                          rank_by='cls', pool='image'),
             pos_weight=-1,
@@ -91,7 +91,7 @@ model = dict(
                   max_per_img=100)))
 
 # Short side 800, long side at most 1200; horizontal flip in training.
-# Bad data (issue 7, docs/reliability.md): training skips an unreadable image with a
+# Bad data (docs/reliability.md): training skips an unreadable image with a
 # warning and stops when more than 1% of the loads fail; evaluation counts unreadable
 # images and leaves them out of the COCO metric; annotations pass written rules.
 train_pipeline = [
@@ -110,7 +110,7 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
                     'img_unreadable')),
 ]
-# Faults (issue 7): augmentation draws are a function of (seed, epoch, position, index)
+# Faults: augmentation draws are a function of (seed, epoch, position, index)
 # and the model's of (seed, iteration), so --resume continues as the run would have.
 # SeededDataset is a flat wrapper: `dataset_type` is the dataset, the other keys its own.
 train_dataloader = dict(
@@ -127,7 +127,7 @@ test_evaluator = val_evaluator
 # papers do not fix (the authors' is configs/lighthead_sn2_150k.py).
 # auto_scale_lr rescales lr for other total batch sizes. The thin map (the neck's
 # large separable conv) learns at 3x lr, as the authors' code multiplies its
-# gradients by 3 (docs/recipe.md); lr_mult=1.0 turns that off.
+# gradients by 3 (docs/lighthead.md); lr_mult=1.0 turns that off.
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
                      paramwise_cfg=dict(custom_keys={'neck': dict(lr_mult=3.0)}))
 

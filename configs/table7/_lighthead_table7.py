@@ -2,7 +2,7 @@
 # of five backbones at one of four complexity levels. A cell's config sets only
 # model.backbone.name and .level (sn2_det.models.backbones.table7 holds the widths)
 # and the ImageNet weights it fine-tunes: checkpoints/NAME.pth, made by pretraining
-# with configs/pretrain/**/NAME.py and tools/extract_backbone.py (docs/pretraining.md;
+# with configs/pretrain/**/NAME.py and tools/extract_backbone.py (docs/table7.md;
 # ImageNet mean/std RGB input, as here). The neck and RPN read their input channels
 # from the backbone, the PS-RoI extractor its stride.
 _base_ = '../_base_/lighthead_rcnn_coco.py'

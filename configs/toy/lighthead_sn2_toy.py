@@ -8,7 +8,7 @@
 #   PS-RoI bins still cover objects of 30-100 pixels;
 # - a lighter head (k=7, Cmid=32, FC of 256, 300/100 proposals) and AdamW, which
 #   learns from scratch in minutes where SGD needs hours (so no 3x lr of the thin map:
-#   AdamW's steps do not scale with the gradient). Recipe keys (docs/recipe.md) as
+#   AdamW's steps do not scale with the gradient). Recipe keys (docs/lighthead.md) as
 #   in the base: PS-RoI Align 'avg', aligned; OHEM by classification loss per image;
 #   stride-16 thin map from stage3 (not by dilation).
 _base_ = '../lighthead_sn2.py'

@@ -117,7 +117,7 @@ def collection_entry(name: str, section: Optional[str]) -> dict:
         'Name': name,
         'Metadata': {'Architecture': list(ARCHITECTURE)},
         'Paper': dict(PAPER),
-        'README': 'docs/results.md',
+        'README': 'docs/table7.md',
     }
     if section:
         entry['Paper']['Section'] = section

@@ -1,4 +1,4 @@
-"""Our ShuffleNet V2 against the authors' code, on the same weights (issue 6 target).
+"""Our ShuffleNet V2 against the authors' code, on the same weights (docs/performance.md).
 
 The authors' code (megvii-model/ShuffleNet-Series, ``ShuffleNetV2/network.py`` and
 ``blocks.py``) is never part of this project: point ``path`` at a local copy (for

@@ -1,4 +1,4 @@
-"""Two ops alone, their implementations timed interleaved (issue 6).
+"""Two ops alone, their implementations timed interleaved (docs/performance.md).
 
 PS-RoI Align: the input is a Light-Head R-CNN's thin map (10 x 7 x 7 = 490 channels at stride 32 of
 the padded image) and ``rois_per_image`` random boxes an image, 16 to 512 pixels a

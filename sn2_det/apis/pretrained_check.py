@@ -1,5 +1,5 @@
 """Before training: frozen backbone layers have pretrained weights, and those weights
-see the input normalisation they were trained with (issue 11).
+see the input normalisation they were trained with.
 
 Two refusals, each a :class:`PretrainedWeightsError` naming the config key to change:
 
@@ -79,14 +79,14 @@ def _how_to_make(checkpoint: Optional[str]) -> str:
     target = checkpoint or 'checkpoints/NAME.pth'
     if configs:
         config = osp.relpath(configs[0], osp.dirname(CONFIG_ROOT))
-        return (f'pretrain it on ImageNet (docs/pretraining.md): tools/dist_train.sh '
+        return (f'pretrain it on ImageNet (docs/table7.md): tools/dist_train.sh '
                 f'{config} 8, then python tools/extract_backbone.py '
                 f'work_dirs/{name}/epoch_N.pth {target}')
     return (f'convert published ImageNet weights with python tools/convert_weights.py '
             f'SRC.pth {target} (ShuffleNet V2: the authors\' ShuffleNetV2.1.0x.pth.tar, '
             f'torchvision\'s or mmpretrain\'s; README "ImageNet weights"), or pretrain '
             f'with a configs/pretrain config and python tools/extract_backbone.py '
-            f'(docs/pretraining.md)')
+            f'(docs/table7.md)')
 
 
 def _is_local(checkpoint: str) -> bool:

@@ -1,4 +1,4 @@
-"""Augmentation randomness as a function of (seed, epoch, position, index) (issue 7).
+"""Augmentation randomness as a function of (seed, epoch, position, index).
 
 mmengine seeds each data worker once, so a random flip depends on every sample the
 worker processed before it: a resumed run (fresh workers) augments differently from

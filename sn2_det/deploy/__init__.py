@@ -1,4 +1,4 @@
-"""Deployment of backbones and of the whole Light-Head R-CNN detector (docs/arm.md).
+"""Deployment of backbones and of the whole Light-Head R-CNN detector (docs/deploy.md).
 
 One module per concern: ``models`` (what is exported: a backbone by name or config, a
 detector from its config and checkpoint), ``detector_graph`` (the detector as one

@@ -3,7 +3,7 @@
 
 Self-contained: needs only Python 3, numpy and the runtime it runs (onnxruntime, ncnn
 or openvino, each imported only when used), so it can be copied to a board next to a
-model exported by tools/export_onnx.py or tools/export_ncnn.py (docs/arm.md). No torch,
+model exported by tools/export_onnx.py or tools/export_ncnn.py (docs/deploy.md). No torch,
 mmdet or sn2_det. (tools/arm_benchmark.py is this file.)
 
     pip install numpy onnxruntime          # or: ncnn / openvino

@@ -1,5 +1,5 @@
-"""The whole Light-Head R-CNN detector as one exportable graph, post-processing included
-(issue 5), and its dense part alone (issue 13).
+"""The whole Light-Head R-CNN detector as one exportable graph, post-processing included,
+and its dense part alone (for ncnn).
 
 :class:`ExportableDetector` wraps a built LightHeadRCNN for one fixed input size.
 Its input is one image, ``image`` (1, 3, H, W) float32, raw pixel values (0..255)

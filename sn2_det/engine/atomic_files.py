@@ -1,4 +1,4 @@
-"""Local files written by mmengine appear whole or not at all (issue 7, Faults).
+"""Local files written by mmengine appear whole or not at all (faults).
 
 mmengine saves checkpoints (and ``dump``s results) through its local storage
 backend, which opens the final path and writes into it: a process killed meanwhile

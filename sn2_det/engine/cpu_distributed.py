@@ -12,7 +12,7 @@ rank and world size from ``SLURM_PROCID`` / ``SLURM_NTASKS`` and the master addr
 from ``MASTER_ADDR`` or the first host of ``SLURM_NODELIST`` (``scontrol``), the port
 from ``MASTER_PORT`` (29500), as mmengine's Slurm launcher does.
 
-Faults (issue 7): every collective of the group gives up after
+Faults: every collective of the group gives up after
 ``env_cfg.dist_cfg.timeout`` seconds (mmengine's key; :data:`DEFAULT_TIMEOUT_S` when
 unset), so a rank whose peer hangs ends with an error instead of waiting for ever; a
 peer that dies closes its connections and the others fail at their next collective,

@@ -1,4 +1,4 @@
-"""Randomness as a function of the seed and the position in the run (issue 7, Faults).
+"""Randomness as a function of the seed and the position in the run (faults).
 
 A run resumed from a checkpoint must draw the same random numbers as the
 uninterrupted run from there on. mmengine seeds Python's, NumPy's and torch's

@@ -29,7 +29,7 @@ def config_file(name: str) -> str:
 
     mmengine evaluates the ``_base_`` expression while it reads the file, before
     ``custom_imports`` and with no import statement of the file run, hence
-    ``__import__`` (docs/install.md says why not ``sn2_det::``).
+    ``__import__`` (docs/development.md says why not ``sn2_det::``).
     """
     path = osp.join(CONFIG_DIR, name)
     if not osp.isfile(path):

@@ -1,6 +1,6 @@
 """Convert public ImageNet ShuffleNet V2 checkpoints to :class:`ShuffleNetV2`.
 
-Three key layouts exist (see ``paper-facts.md`` Sec. 1): the authors' code
+Three key layouts exist (see ``docs/paper.md`` Sec. 1): the authors' code
 ('official': ``first_conv``, ``features.N.branch_main/branch_proj``, ``conv_last``),
 torchvision's ``shufflenet_v2_x*`` ('torchvision': ``conv1``, ``stageK.N.branch1/2``,
 ``conv5``) and mmpretrain's ('mmpretrain': ``conv1``, ``layers.K.N.branch1/2``).

@@ -11,7 +11,7 @@ Every cell is within 10% of its level except ShuffleNet V2 / V2* 2x (591M / 600M
 which keep the paper's width (the paper itself puts 591M at the 500 level). MobileNet v2
 uses 0.25/0.6/1.0/1.3 instead of the paper's 0.4/0.75/1.0/1.4, which at 224x224 miss
 their levels by more than 10% (the paper ran the narrow ones at a reduced input); see
-``docs/table7_backbones.md``.
+``docs/table7.md``.
 """
 from typing import Dict, Tuple
 

@@ -1,6 +1,6 @@
 """mmdet's RPN head whose proposal NMS stops once ``max_per_img`` proposals are kept.
 
-Light-Head R-CNN keeps 1000 of 6000 candidates at test (paper-facts.md Sec. 4);
+Light-Head R-CNN keeps 1000 of 6000 candidates at test (docs/paper.md Sec. 4);
 :func:`~sn2_det.ops.nms.topk_batched_nms` finds the same 1000 from a short prefix of
 the score-sorted candidates, where NMS over all 6000 cost most of the RPN's time on
 CPU. The rest of ``_bbox_post_process`` (rescaling, the ``min_bbox_size`` filter)

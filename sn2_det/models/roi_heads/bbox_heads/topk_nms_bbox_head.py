@@ -2,7 +2,7 @@
 
 At a low score threshold (0.001, for COCO mmAP) up to 1000 RoIs x 80 classes reach
 the class-wise NMS, which then dominates the detector's CPU time; only the best
-``max_per_img`` (100, paper-facts.md Sec. 4) survive. :func:`topk_multiclass_nms`
+``max_per_img`` (100, docs/paper.md Sec. 4) survive. :func:`topk_multiclass_nms`
 finds the same detections from a short prefix of the score-sorted candidates.
 Everything else (softmax, box decoding, clipping, rescaling) is mmdet's.
 """
