@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates the project virtual environment (.venv) with the pinned stack.
-# mmcv 2.1.0 has no wheel for torch 2.13: it is compiled once (about 10 minutes on 2 cores)
+# mmcv 2.1.0 has no wheel for torch 2.13: it is compiled once (10 to 16 minutes on 2 cores)
 # and cached outside the work tree, keyed by mmcv, torch, CUDA and Python versions, so a
 # second install on the same machine only copies the wheel.
 set -euo pipefail
@@ -52,7 +52,7 @@ PY
 )
 wheel_dir="$CACHE/mmcv-$MMCV_VERSION-$tag"
 if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
-  echo "sn2_det: building mmcv $MMCV_VERSION with ops for $tag (once per machine, ~10 min on 2 cores)"
+  echo "sn2_det: building mmcv $MMCV_VERSION with ops for $tag (once per machine, 10 to 16 minutes on 2 cores)"
   tmp=$(mktemp -d)
   cuda_flag=0
   [[ "$tag" == *-cu* ]] && command -v nvcc >/dev/null && cuda_flag=1
