@@ -239,7 +239,7 @@ def run_demo(config: str = TOY_CONFIG, work_dir: str = 'work_dirs/demo',
     print(f'\nbbox mmAP (COCO AP@[.50:.95]) on the held-out split: {mmap:.3f} after '
           f'{minutes:.1f} min of training and evaluation.\nThe run is seeded, but float '
           f'rounding differs between CPUs and math libraries, so other machines give '
-          f'another figure near it (the README lists the figures measured).')
+          f'another figure near it (docs/demo.md lists the figures measured).')
     print(f'pictures: {pictures["predictions"]} ({len(shown)} held-out images, ground '
           f'truth beside predictions with score >= {score_thr})\n'
           f'          {pictures["curves"]} (losses and mmAP of this run)')

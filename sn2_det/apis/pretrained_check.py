@@ -84,7 +84,7 @@ def _how_to_make(checkpoint: Optional[str]) -> str:
                 f'work_dirs/{name}/epoch_N.pth {target}')
     return (f'convert published ImageNet weights with python tools/convert_weights.py '
             f'SRC.pth {target} (ShuffleNet V2: the authors\' ShuffleNetV2.1.0x.pth.tar, '
-            f'torchvision\'s or mmpretrain\'s; README "ImageNet weights"), or pretrain '
+            f'torchvision\'s or mmpretrain\'s; docs/backbone.md), or pretrain '
             f'with a configs/pretrain config and python tools/extract_backbone.py '
             f'(docs/table7.md)')
 
