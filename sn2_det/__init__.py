@@ -6,7 +6,7 @@ makes mmengine load local checkpoints under ``weights_only=True``
 (:mod:`sn2_det.utils.checkpoint`) and detector checkpoints only where they fit
 (:mod:`sn2_det.apis.detector_checkpoint`). ``sn2_det.config_file(name)`` is the path
 of a config shipped in the package, for a ``_base_`` outside the repository
-(docs/development.md).
+(docs/install.md).
 """
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
 from .apis.detector_checkpoint import guard_detector_loading

@@ -1,4 +1,4 @@
-"""Before a run: the model config's module types exist (docs/reliability.md).
+"""Before a run: the model config's module types exist (issue 7, the config rows).
 
 mmengine reports an unknown type only when the runner builds the model, as a KeyError
 that names the type but not the config key. :func:`check_model_types` looks up the

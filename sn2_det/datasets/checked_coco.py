@@ -1,5 +1,5 @@
 """COCO dataset whose annotations pass written rules, with a count per rule in the log
-(the annotation rows of the bad-input table, docs/reliability.md).
+(issue 7, the annotation rows of the bad-input matrix).
 
 ``CheckedCocoDataset`` is mmdet's ``CocoDataset`` with these rules, applied to every
 box before mmdet parses it, the first that applies deciding:

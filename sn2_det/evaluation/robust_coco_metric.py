@@ -1,4 +1,4 @@
-"""COCO detection metric that reports unreadable images (docs/reliability.md, images).
+"""COCO detection metric that reports unreadable images (issue 7, image rows).
 
 An image that ``LoadImageSafely(on_unreadable='placeholder')`` could not read reaches
 the model as a blank placeholder with ``img_unreadable=True``. mmdet's ``CocoMetric``

@@ -1,5 +1,5 @@
-"""Image loading that converts unusual images and survives unreadable ones (the
-image rows of the bad-input table, docs/reliability.md).
+"""Image loading that converts unusual images and survives unreadable ones (issue 7,
+the image rows of the bad-input matrix).
 
 ``LoadImageSafely`` reads ``img_path`` as mmcv's ``LoadImageFromFile`` does and gives a
 BGR uint8 image (float32 with ``to_float32``) for every readable file:
