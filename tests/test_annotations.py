@@ -367,3 +367,25 @@ def test_test_tool_refuses_an_evaluator_file_before_inference(toy, tmp_path):
         f"ann_file to {toy}/annotations/instances_val.json, or leave it out to use the "
         f"dataset's")
     assert 'Epoch(test)' not in run.stdout + run.stderr  # nothing was inferred
+
+
+# Test pipelines name mmcv's LoadImageFromFile ----------------------------------------
+
+def test_a_test_dataset_reads_with_the_safe_loader_in_place_of_mmcv_s(tmp_path):
+    from mmcv.transforms import LoadImageFromFile
+
+    from sn2_det.datasets import LoadImageSafely
+    from sn2_det.utils.errors import ConfigError
+    ann = _coco(tmp_path / 'ann.json', [SQUARE])
+    dataset = _dataset(ann, test_mode=True,
+                       pipeline=[dict(type='LoadImageFromFile', to_float32=True)])
+    loader = dataset.pipeline.transforms[0]
+    assert type(loader) is LoadImageSafely and loader.on_unreadable == 'placeholder'
+    assert loader.to_float32 is True
+    mmdet_dataset = _dataset(ann, test_mode=True, dataset_type=CocoDataset,
+                             pipeline=[dict(type='LoadImageFromFile')])
+    assert type(mmdet_dataset.pipeline.transforms[0]) is LoadImageFromFile  # mmdet's: as is
+    with pytest.raises(ConfigError, match=r"LoadImageFromFile\(color_type='grayscale'\) in "
+                                          r'a test-mode CheckedCocoDataset'):
+        _dataset(ann, test_mode=True,
+                 pipeline=[dict(type='LoadImageFromFile', color_type='grayscale')])
