@@ -377,7 +377,8 @@ def test_test_tool_refuses_an_evaluator_file_before_inference(toy, tmp_path, cap
         f"are not the dataset's, so the score would mean nothing; set the evaluator's "
         f"ann_file to {toy}/annotations/instances_val.json, or leave it out to use the "
         f"dataset's"]
-    assert 'Epoch(test)' not in log  # nothing was inferred
+    assert 'instances_val.json: 2 images' in log  # the dataset was loaded, then
+    assert 'Epoch(test)' not in log               # the refusal came before inference
 
 
 # Test pipelines name mmcv's LoadImageFromFile ----------------------------------------
