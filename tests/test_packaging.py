@@ -67,7 +67,7 @@ def test_wheel_ships_every_config_and_the_model_index(wheel):
     missing = [c for c in configs if f'sn2_det/.mim/configs/{c}' not in names]
     assert not missing, missing
     assert {'sn2_det/.mim/model-index.yml', 'sn2_det/.mim/metafile.yml',
-            'sn2_det/__init__.py', 'sn2_det/registry.py'} <= names
+            'sn2_det/__init__.py'} <= names
     assert not any(n.startswith(('configs/', 'tests/', 'tools/')) for n in names)
 
 

@@ -102,8 +102,9 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    # LoadImageSafely (unreadable: a marked placeholder), named as DetInferencer looks for it
-    dict(type='LoadImageFromFile', _scope_='sn2_det'),
+    # mmcv's loader, the name DetInferencer looks for; CheckedCocoDataset reads with
+    # LoadImageSafely in its place (unreadable: a placeholder the metric leaves out)
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(1200, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

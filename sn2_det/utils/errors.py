@@ -14,3 +14,17 @@ class SN2DetError(Exception):
 class ConfigError(SN2DetError, ValueError):
     """A config that cannot give a correct run, e.g. a head's ``num_classes`` that
     disagrees with its dataset's classes."""
+
+
+class AnnotationError(SN2DetError, ValueError):
+    """An annotation file that cannot give correct boxes and labels, e.g. duplicate
+    image ids, or categories that match none of the dataset's classes."""
+
+
+class EvaluatorMismatchError(SN2DetError, ValueError):
+    """An evaluator that does not fit the dataset it scores, e.g. a COCO metric whose
+    annotation file is not the dataset's."""
+
+
+class UnreadableImagesError(SN2DetError, RuntimeError):
+    """Too many images of a run could not be read (or none at all)."""

@@ -1,5 +1,4 @@
-"""Image loading that converts unusual images and survives unreadable ones (issue 7,
-the image rows of the bad-input matrix).
+"""Image loading that converts unusual images and survives unreadable ones.
 
 ``LoadImageSafely`` reads ``img_path`` as mmcv's ``LoadImageFromFile`` does and gives a
 BGR uint8 image (float32 with ``to_float32``) for every readable file:
@@ -25,25 +24,24 @@ What happens then is ``on_unreadable``:
 - ``'placeholder'`` (the default, for evaluation, where mmengine refuses ``None``):
   one warning per file (per data-loading process) naming the file and the reason, a
   black image of the annotation's size and ``img_unreadable=True`` in the results
-  (outside a dataset, where no annotation gives a size, e.g. mmdet's
-  ``inference_detector`` on a path, an ``UnreadableImageError`` instead),
+  (outside a dataset, where no annotation gives a size, an
+  ``UnreadableImageError`` instead),
   which ``CheckedCocoMetric`` counts and leaves out of the COCO evaluation (pack it
   with ``PackDetInputs(meta_keys=(..., 'img_unreadable'))``);
 - ``'skip'`` (training): the same warning, then ``None``: mmengine's ``BaseDataset``
   fetches another random sample (outside test mode). Once at least ``min_attempts``
   images have been loaded, a share of unreadable loads above
-  ``max_unreadable_share`` stops the run with a RuntimeError naming both;
+  ``max_unreadable_share`` stops the run with an ``UnreadableImagesError`` naming
+  both;
 - ``'raise'``: an ``UnreadableImageError`` naming the file and the reason.
 
-In a test pipeline it takes no arguments and is named as mmdet's tools look for it,
-``dict(type='LoadImageFromFile', _scope_='sn2_det')`` (:mod:`sn2_det.registry`):
-mmdet's ``DetInferencer`` finds the entry by that name and replaces it with its
-``InferencerLoader``, which then builds this class in the ``sn2_det`` scope for
-paths and mmdet's ``LoadImageFromNDArray`` for arrays; ``inference_detector`` swaps
-the type for ``LoadImageFromNDArray`` on arrays and keeps the arguments. The plain
-name ``LoadImageFromFile`` (mmdet's default scope) stays mmcv's loader.
-``CheckedCocoDataset`` rejects ``'skip'`` in test mode and ``'placeholder'`` in
-training.
+Training pipelines name it, ``dict(type='LoadImageSafely', on_unreadable='skip',
+max_unreadable_share=0.01)``. Test pipelines name mmcv's ``LoadImageFromFile``, the
+entry mmdet's ``DetInferencer`` looks for and replaces with its ``InferencerLoader``
+(mmcv's loader for paths, ``LoadImageFromNDArray`` for arrays); a test-mode
+``CheckedCocoDataset`` reads its images with this class instead (unreadable: a marked
+placeholder), see :mod:`sn2_det.datasets.checked_coco`. ``CheckedCocoDataset`` rejects
+``'skip'`` in test mode and ``'placeholder'`` in training.
 """
 import logging
 from typing import Optional
@@ -56,13 +54,13 @@ from mmengine.logging import print_log
 
 from mmdet.registry import TRANSFORMS
 
-from ...registry import TRANSFORMS as SN2_DET_TRANSFORMS
+from ...utils.errors import ConfigError, SN2DetError, UnreadableImagesError
 from ...utils.validation import check_bool, check_choice
 
 ON_UNREADABLE = ('placeholder', 'skip', 'raise')
 
 
-class UnreadableImageError(OSError):
+class UnreadableImageError(SN2DetError, OSError):
     """An image file that cannot be read or decoded."""
 
 
@@ -128,7 +126,6 @@ def decode_image(data: bytes, expected_hw: Optional[tuple] = None) -> np.ndarray
     return _to_uint8(img)
 
 
-@SN2_DET_TRANSFORMS.register_module(name='LoadImageFromFile')
 @TRANSFORMS.register_module()
 class LoadImageSafely(LoadImageFromFile):
     """Load ``img_path``, converting unusual images and handling unreadable ones.
@@ -154,11 +151,11 @@ class LoadImageSafely(LoadImageFromFile):
         if (isinstance(max_unreadable_share, bool)
                 or not isinstance(max_unreadable_share, (int, float))
                 or not 0 <= max_unreadable_share <= 1):
-            raise ValueError(f'max_unreadable_share must be a number in [0, 1], got '
+            raise ConfigError(f'max_unreadable_share must be a number in [0, 1], got '
                              f'{max_unreadable_share!r}')
         if isinstance(min_attempts, bool) or not isinstance(min_attempts, int) \
                 or min_attempts < 1:
-            raise ValueError(f'min_attempts must be a positive int, got {min_attempts!r}')
+            raise ConfigError(f'min_attempts must be a positive int, got {min_attempts!r}')
         check_bool('check_size', check_size)
         super().__init__(to_float32=to_float32, backend_args=backend_args)
         self.on_unreadable = on_unreadable
@@ -212,7 +209,7 @@ class LoadImageSafely(LoadImageFromFile):
             return self._set_image(results, np.zeros(shape, np.uint8), unreadable=True)
         share = self.unreadable / self.attempts
         if self.attempts >= self.min_attempts and share > self.max_unreadable_share:
-            raise RuntimeError(
+            raise UnreadableImagesError(
                 f'{self.unreadable} of the {self.attempts} images loaded so far could not '
                 f'be read ({share:.1%}), more than max_unreadable_share='
                 f'{self.max_unreadable_share:g} of LoadImageSafely in the training '
