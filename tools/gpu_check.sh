@@ -10,14 +10,15 @@
 #              tools/train.py configs/lighthead_sn2.py, one epoch of generated data
 #              (16 images: 8 iterations), backbone from random weights (the keys
 #              the pretrained-weights check names), with and without --amp
-#   test       tools/test.py on the --amp run's checkpoint
+#   test       tools/test.py on the --amp run's checkpoint (else the fp32 run's)
 # and writes RESULTS/gpu_check.json and RESULTS/gpu_check.md (the steps, the GPU,
 # the versions, Table 7 beside the paper's), each step's log in RESULTS/logs.
 #
 #   bash tools/gpu_check.sh            # from the repository root, bundle in build/gpu_bundle
 #
-# Environment: PYTHON (base interpreter with torch; python3), BUNDLE, VENV (created
-# with the base's site packages; an existing one is used as it is), RESULTS (default
+# Environment: PYTHON (base interpreter with torch; python3), BUNDLE, VENV (default
+# build/gpu_venv, made with the base's site packages; an existing one is used as it
+# is, so a second run on the same machine finds mmcv compiled), RESULTS (default
 # $OUT, else work_dirs/gpu_check), DEVICE (cuda; cpu runs the same steps on the CPU
 # at SMALL sizes), SMALL=1 (64x64 images, Table 7 one cell at 256x384: the CPU test),
 # BUDGET_S (570: every step's time limit is cut to what is left of it).
@@ -27,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 BUNDLE=${BUNDLE:-build/gpu_bundle}
-VENV=${VENV:-/tmp/sn2_det_gpu_venv}
+VENV=${VENV:-build/gpu_venv}
 RESULTS=${RESULTS:-${OUT:-work_dirs/gpu_check}}
 DEVICE=${DEVICE:-cuda}
 SMALL=${SMALL:-0}
@@ -197,17 +198,22 @@ step table7 300 "$py" tools/table7.py --device "$DEVICE" --batch 4 --out-dir \
   "$RESULTS/table7" "${TABLE7_ARGS[@]}"
 TRAIN_OPTIONS=("${FROM_SCRATCH[@]}" train_cfg.max_epochs=1 val_dataloader=None val_cfg=None
                val_evaluator=None default_hooks.logger.interval=1 "${SIZE_ARGS[@]}")
-step train_amp 180 "$py" tools/train.py configs/lighthead_sn2.py --amp --data-root "$data" \
-  --work-dir "$RESULTS/train_amp" --cfg-options "${TRAIN_OPTIONS[@]}"
+if [[ "$DEVICE" == cuda ]]; then
+  step train_amp 180 "$py" tools/train.py configs/lighthead_sn2.py --amp --data-root \
+    "$data" --work-dir "$RESULTS/train_amp" --cfg-options "${TRAIN_OPTIONS[@]}"
+else
+  skip_all "mmengine's AmpOptimWrapper trains on a GPU only" train_amp
+fi
 step train_fp32 180 "$py" tools/train.py configs/lighthead_sn2.py --data-root "$data" \
   --work-dir "$RESULTS/train_fp32" --cfg-options "${TRAIN_OPTIONS[@]}"
-checkpoint=$(ls "$RESULTS"/train_amp/epoch_*.pth 2>/dev/null | tail -n 1)
+checkpoint=$(ls "$RESULTS"/train_amp/epoch_*.pth "$RESULTS"/train_fp32/epoch_*.pth \
+             2>/dev/null | head -n 1)
 if [[ -n "$checkpoint" ]]; then
   step test 120 "$py" tools/test.py configs/lighthead_sn2.py "$checkpoint" --data-root \
     "$data" --work-dir "$RESULTS/test" --metrics-json "$RESULTS/test/metrics.json" \
     --cfg-options "${FROM_SCRATCH[@]}" "${SIZE_ARGS[@]}"
 else
-  skip_all 'the --amp run wrote no checkpoint' test
+  skip_all 'the training runs wrote no checkpoint' test
 fi
 rm -f "$RESULTS"/train_*/epoch_*.pth  # not worth carrying back
 report 0
