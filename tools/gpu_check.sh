@@ -21,7 +21,8 @@
 # is, so a second run on the same machine finds mmcv compiled), RESULTS (default
 # $OUT, else work_dirs/gpu_check), DEVICE (cuda; cpu runs the same steps on the CPU
 # at SMALL sizes), SMALL=1 (64x64 images, Table 7 one cell at 256x384: the CPU test),
-# BUDGET_S (570: every step's time limit is cut to what is left of it).
+# BUDGET_S (570: every step's time limit is cut to what is left of it),
+# MMCV_WITH_OPS=0 (mmcv built without ops: only to test the build from source on a CPU).
 # Without a CUDA device the GPU steps are skipped, each with the reason.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -129,7 +130,7 @@ install() {
   vpip install --quiet --no-index --no-deps "$BUNDLE"/wheels/*.whl
 }
 export -f vpip install
-step install 120 install || { skip_all 'the install failed' mmcv imports "${GPU_STEPS[@]}"
+step install 180 install || { skip_all 'the install failed' mmcv imports "${GPU_STEPS[@]}"
   report 1; }
 
 # 3. mmcv: the bundle's wheel, else compiled from its source here, CUDA ops for this
@@ -140,15 +141,20 @@ build_mmcv() {
     return 0
   fi
   local arch cuda=0 wheels="$VENV/mmcv_wheel"
+  # ninja (from the bundle) on the PATH, or torch compiles one file at a time; nvcc
+  # where CUDA installs it when it is not on the PATH
+  export PATH="$(cd "$VENV/bin" && pwd):$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
   arch=$("$py" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability()
     if torch.cuda.is_available() else "")')
   [[ -n "$arch" ]] && command -v nvcc > /dev/null && cuda=1
-  echo "compiling mmcv: FORCE_CUDA=$cuda TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc)"
+  ninja --version > /dev/null || return 1
+  echo "compiling mmcv: FORCE_CUDA=$cuda TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc)" \
+    "nvcc: $(command -v nvcc || echo none)"
   rm -rf "$wheels"
-  MMCV_WITH_OPS=1 FORCE_CUDA=$cuda TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc) \
+  MMCV_WITH_OPS=${MMCV_WITH_OPS:-1} FORCE_CUDA=$cuda TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc) \
     vpip wheel --no-index --no-deps --no-build-isolation -w "$wheels" \
     "$BUNDLE"/mmcv-*.tar.gz || return 1
-  vpip install --quiet --no-index --no-deps "$wheels"/mmcv-*.whl
+  vpip install --quiet --no-index --no-deps "$wheels"/mmcv*.whl
 }
 export -f build_mmcv
 step mmcv 420 build_mmcv || { skip_all 'mmcv is not installed' imports "${GPU_STEPS[@]}"
