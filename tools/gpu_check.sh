@@ -151,9 +151,14 @@ build_mmcv() {
   echo "compiling mmcv: FORCE_CUDA=$cuda TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc)" \
     "nvcc: $(command -v nvcc || echo none)"
   rm -rf "$wheels"
+  # built in a source tree kept in the venv: a second run resumes an unfinished build
+  if [[ ! -d "$VENV/mmcv_src" ]]; then
+    mkdir -p "$VENV/mmcv_src" && tar -xzf "$BUNDLE"/mmcv-*.tar.gz -C "$VENV/mmcv_src" \
+      || return 1
+  fi
   MMCV_WITH_OPS=${MMCV_WITH_OPS:-1} FORCE_CUDA=$cuda TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc) \
     vpip wheel --no-index --no-deps --no-build-isolation -w "$wheels" \
-    "$BUNDLE"/mmcv-*.tar.gz || return 1
+    "$VENV"/mmcv_src/mmcv-* || return 1
   vpip install --quiet --no-index --no-deps "$wheels"/mmcv*.whl
 }
 export -f build_mmcv
