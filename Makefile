@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo clean
+.PHONY: install test test-slow demo gpu-bundle gpu-check clean
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -19,6 +19,14 @@ test-slow: install
 
 demo: install
 	$(PY) tools/demo.py
+
+# The GPU check (docs/gpu.md): the wheels and mmcv source a GPU machine without network
+# installs from (build/gpu_bundle, under 64 MiB with the tracked files), and the check.
+gpu-bundle: install
+	PY=$(PY) bash tools/gpu_bundle.sh
+
+gpu-check:
+	bash tools/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache

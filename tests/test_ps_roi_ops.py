@@ -293,6 +293,78 @@ def test_torchvision_agrees_where_it_imports():
             assert torch.allclose(ours, theirs, atol=1e-5)
 
 
+# The device tests run on CPU everywhere and on CUDA where a device is present
+# (tools/gpu_check.sh runs them on a GPU machine: pytest -k cuda).
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='no CUDA device: torch.cuda.is_available() '
+                                          'is False'))]
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-2}  # fp16: 11-bit significand
+
+
+def _device_case(device, dtype, seed=0):
+    """Input (values in [-0.5, 0.5), rounded to ``dtype``) and RoIs on ``device``,
+    with the float64 CPU copy of the same rounded input for the references."""
+    torch.manual_seed(seed)
+    k = 3
+    ref_in = (torch.rand(2, 4 * k * k, 12, 16) - 0.5).to(dtype).double()
+    rois = make_rois()
+    rois[:, 1:] += 0.01  # unshifted, a sample would fall on the border at -1 exactly
+    grad_out = torch.rand(len(rois), 4, k, k).to(dtype).double()
+    return k, ref_in, rois, grad_out
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+@pytest.mark.parametrize('reduction,aligned', [('avg', True), ('max', False)])
+def test_torch_path_on_device_matches_loop_forward_and_backward(device, dtype,
+                                                                reduction, aligned):
+    """The fused PyTorch path on ``device`` in ``dtype`` against the float64 loop on
+    CPU, values and input gradients. fp16 rounds samples that differ by less than
+    its precision to one value, and either may then be a bin's maximum: with 'max'
+    a few bins may send their gradient to another sample (at most 5% of entries)."""
+    k, ref_in, rois, grad_out = _device_case(device, dtype)
+    ref_in.requires_grad_()
+    ref = ps_roi_align_loop(ref_in, rois, k, 0.25, 2, reduction, aligned)
+    (ref * grad_out).sum().backward()
+    x = ref_in.detach().to(device, dtype).requires_grad_()
+    out = ps_roi_align(x, rois.to(device), k, 0.25, 2, impl='torch', reduction=reduction,
+                       aligned=aligned)
+    assert out.dtype == dtype and out.device.type == device
+    (out * grad_out.to(device, dtype)).sum().backward()
+    tol = TOLERANCE[dtype]
+    assert torch.allclose(out.double().cpu(), ref.detach(), atol=tol)
+    grad, ref_grad = x.grad.double().cpu(), ref_in.grad
+    off = (grad - ref_grad).abs() > tol
+    if reduction == 'max' and dtype == torch.float16:
+        assert off.sum() <= 0.05 * (ref_grad != 0).sum()
+        assert grad.sum().item() == pytest.approx(ref_grad.sum().item(), rel=1e-2)
+    else:
+        assert not off.any(), (grad - ref_grad).abs().max()
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_torch_path_matches_torchvision_kernel_forward_and_backward(device, dtype):
+    """The PyTorch path against torchvision's kernel (CPU and CUDA, where torchvision
+    imports): values and input gradients, adaptive and fixed sampling."""
+    from sn2_det.ops.ps_roi_align import _torchvision
+    if _torchvision() is None:
+        pytest.skip('torchvision does not import with this torch (CPU build)')
+    k, ref_in, rois, grad_out = _device_case(device, dtype)
+    for ratio in (2, 0):
+        grads = []
+        for impl in ('torch', 'torchvision'):
+            x = ref_in.detach().to(device, dtype).requires_grad_()
+            out = ps_roi_align(x, rois.to(device), k, 0.25, ratio, impl=impl)
+            (out * grad_out.to(device, dtype)).sum().backward()
+            grads.append((out.double().cpu(), x.grad.double().cpu()))
+        (ours, our_grad), (theirs, their_grad) = grads
+        # torchvision may place fp16 samples in half precision (0.02 px at x = 35)
+        tol = 5e-2 if dtype == torch.float16 else TOLERANCE[dtype]
+        assert torch.allclose(ours, theirs, atol=tol)
+        assert torch.allclose(our_grad, their_grad, atol=tol)
+
+
 def test_op_benchmark_times_every_implementation_on_the_same_output():
     from sn2_det.analysis.op_benchmark import compare_ps_roi_align, random_rois
     rois = random_rois(2, (64, 96), 50, torch.Generator().manual_seed(0))

@@ -183,6 +183,52 @@ def test_xception_block_receptive_field_is_seven():
     assert rows.tolist() == list(range(4, 11))
 
 
+# (class, out_indices of the whole network, the layers a stage-1 output leaves unbuilt)
+UNBUILT = [(ShuffleNetV2, (0, 1, 2, 3), ('layers.2', 'layers.3')),
+           (ShuffleNetV1, (0, 1, 2), ('layers.2',)),
+           (Xception, (0, 1, 2), ('layers.2',)),
+           (StagedMobileNetV2, (0, 1, 2, 3), ('layer6', 'layer7', 'conv2'))]
+
+
+@pytest.mark.parametrize('cls,whole_indices,unbuilt', UNBUILT)
+def test_unbuilt_layers_come_from_a_whole_network_checkpoint(cls, whole_indices, unbuilt,
+                                                              tmp_path):
+    """A backbone read at stage 1 builds nothing past it; a whole-network checkpoint
+    loads into it (the unbuilt layers' keys dropped by name) and computes the whole
+    network's stage-1 output. A checkpoint without those layers is refused naming
+    them, and so is one of another width (keys and shapes)."""
+    from sn2_det.utils.checkpoint import CheckpointError
+    torch.manual_seed(0)
+    whole = cls(0.5, out_indices=whole_indices).eval()
+    for m in whole.modules():  # statistics that are not the initial ones
+        if isinstance(m, _BatchNorm):
+            m.running_mean.uniform_(-0.1, 0.1)
+    saved = whole.state_dict()
+    path = tmp_path / 'whole.pth'
+    torch.save(dict(state_dict=saved), path)
+    part = cls(0.5, out_indices=(1,), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    assert part.unbuilt_layers == unbuilt
+    own = part.state_dict()
+    assert not any(k.startswith(f'{name}.') for k in own for name in unbuilt)
+    assert set(own) == {k for k in saved if not any(k.startswith(f'{name}.')
+                                                     for name in unbuilt)}
+    part.init_weights()
+    assert all(torch.equal(v, saved[k]) for k, v in part.state_dict().items())
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(part.eval()(x)[0], whole(x)[1])
+
+    torch.save(dict(state_dict={k: v for k, v in saved.items()
+                                if not k.startswith(f'{unbuilt[-1]}.')}), path)
+    with pytest.raises(CheckpointError, match=rf'missing keys:\n    {unbuilt[-1]}\.\* '
+                                              r'\(not built'):
+        cls(0.5, out_indices=(1,), init_cfg=dict(type='Pretrained',
+                                                 checkpoint=str(path))).init_weights()
+    torch.save(dict(state_dict=cls(1.0, out_indices=whole_indices).state_dict()), path)
+    with pytest.raises(CheckpointError, match='shape mismatches'):
+        cls(0.5, out_indices=(1,), init_cfg=dict(type='Pretrained',
+                                                 checkpoint=str(path))).init_weights()
+
+
 def test_xception_bottleneck_width():
     net = Xception(1.0)
     mids = [stage[1].residual[0][1].conv.out_channels for stage in net.layers]

@@ -121,3 +121,40 @@ def dataset_digest(root: str) -> str:
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+# COCO 2017 class names the toy classes take in generate_toy_coco, in CLASSES' order:
+# COCO's first three, so that the toy category ids 1, 2, 3 keep their meaning.
+COCO_NAMES = ('person', 'bicycle', 'car')
+
+
+def generate_toy_coco(root: str, num_train: int = 8, num_val: int = 4,
+                      image_size: Tuple[int, int] = (64, 64), max_objects: int = 2,
+                      seed: int = 0) -> Dict[str, str]:
+    """The toy shapes in COCO 2017's layout and under COCO class names, so that a COCO
+    config reads them with only its ``data_root`` changed: ``root/toy`` as
+    :func:`generate_toy_shapes` writes it, ``root/{train,val}2017`` (copies of its
+    images) and ``root/annotations/instances_{train,val}2017.json`` (its circles,
+    squares and triangles named ``COCO_NAMES``, among all 80 COCO categories with ids
+    1..80 in mmdet's order, so that every class a detector predicts has a category).
+    Returns the annotation files."""
+    import shutil
+
+    from mmdet.datasets import CocoDataset
+    coco_classes = CocoDataset.METAINFO['classes']
+    assert coco_classes[:len(COCO_NAMES)] == COCO_NAMES
+    root = Path(root)
+    toy = generate_toy_shapes(str(root / 'toy'), num_train, num_val, image_size,
+                              max_objects, seed)
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
+    anns = {}
+    for split in SPLITS:
+        images = root / f'{split}2017'
+        shutil.rmtree(images, ignore_errors=True)
+        shutil.copytree(root / 'toy' / split, images)
+        data = json.loads(Path(toy[split]).read_text())
+        assert [c['name'] for c in data['categories']] == list(CLASSES)
+        data['categories'] = [dict(id=i + 1, name=name) for i, name in enumerate(coco_classes)]
+        anns[split] = str(root / 'annotations' / f'instances_{split}2017.json')
+        Path(anns[split]).write_text(json.dumps(data))
+    return anns

@@ -15,7 +15,7 @@ dict (:mod:`sn2_det.apis.detector_checkpoint`) can name the file and read its me
 import collections
 import os.path as osp
 import weakref
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -104,12 +104,24 @@ def strip_prefix(state_dict: Dict[str, torch.Tensor], prefix: str) -> Dict[str, 
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def _under(key: str, layers: Sequence[str]) -> bool:
+    return any(key.startswith(layer + '.') for layer in layers)
+
+
 def check_state_dict_fits(module: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
-                          source: str) -> None:
-    """Raise CheckpointError listing missing, unexpected and mis-shaped keys."""
+                          source: str, unbuilt_layers: Sequence[str] = ()) -> None:
+    """Raise CheckpointError listing missing, unexpected and mis-shaped keys.
+
+    ``unbuilt_layers``: module names of a whole network that ``module`` leaves out
+    (a backbone's layers past its deepest output); the state dict must hold keys
+    under each of them, which are not unexpected.
+    """
     own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
+    missing = sorted(set(own) - set(state_dict)) + [
+        f'{layer}.* (not built, past the outputs; a whole-network checkpoint has it)'
+        for layer in unbuilt_layers if not any(_under(k, [layer]) for k in state_dict)]
+    unexpected = sorted(k for k in set(state_dict) - set(own)
+                        if not _under(k, unbuilt_layers))
     shapes = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
               for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
     if not (missing or unexpected or shapes):
@@ -126,12 +138,15 @@ def check_state_dict_fits(module: torch.nn.Module, state_dict: Dict[str, torch.T
 
 
 def load_backbone_checkpoint(module: torch.nn.Module, filename: str,
-                             prefix: Optional[str] = None) -> None:
+                             prefix: Optional[str] = None,
+                             unbuilt_layers: Sequence[str] = ()) -> None:
     """Load a backbone checkpoint strictly, checking its recorded architecture.
 
     Checkpoints written by ``tools/convert_weights.py`` record the constructor
     arguments they need in ``meta['backbone']``; these must equal the module's
     ``arch_args()``. Keys under ``prefix`` (e.g. 'backbone.') are taken when given.
+    The checkpoint holds the whole network: the keys of ``unbuilt_layers`` (layers
+    the module does not build) must be there, and are dropped by name.
     """
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
     state_dict = checkpoint.get('state_dict', checkpoint)
@@ -148,5 +163,6 @@ def load_backbone_checkpoint(module: torch.nn.Module, filename: str,
                 f'built with {have}. Set ' +
                 ', '.join(f'{k}={v!r}' for k, v in diff.items()) +
                 ' in the backbone config to use it.')
-    check_state_dict_fits(module, state_dict, filename)
+    check_state_dict_fits(module, state_dict, filename, unbuilt_layers)
+    state_dict = {k: v for k, v in state_dict.items() if not _under(k, unbuilt_layers)}
     module.load_state_dict(state_dict, strict=True)

@@ -6,16 +6,20 @@ its network and weights (same module names) and numbers them like ShuffleNetV2:
 out_indices 0, 1, 2 = the ends of the stride-8, 16 and 32 parts (mmdet layers 3, 5, 7)
 and 3 = the final 1x1 conv (``conv2``); frozen_stages 0 = the stem (everything before
 stride 8: conv1, layer1, layer2), k = the stem and the first k stages. As in our
-other backbones, the layers past the deepest output are not part of the module
-(``staged_backbone.TruncatedLayersMixin``), and ``last_stage_dilation=2`` runs the
+other backbones, only the layers up to the deepest output are built (with mmdet's
+``make_layer``; mmdet's constructor, which builds them all, is not called) and
+``unbuilt_layers`` names the rest for a whole-network checkpoint
+(``staged_backbone.StrictPretrainedMixin``); ``last_stage_dilation=2`` runs the
 stride-32 part (layer6, layer7) at stride 16.
 """
 from typing import Optional, Sequence
 
+from mmcv.cnn import ConvModule
 from mmdet.models.backbones import MobileNetV2
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
+from .staged_backbone import DEFAULT_INIT
 from .staged_backbone import KnownArgumentsMixin, StrictPretrainedMixin, dilate_last_stage
 from ...utils.validation import check_bool, check_choice, check_out_indices
 
@@ -54,26 +58,43 @@ class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2)
         out_indices = check_out_indices(out_indices, (0, 1, 2, 3))
         check_choice('frozen_stages', frozen_stages, (-1, 0, 1, 2, 3))
         check_choice('last_stage_dilation', last_stage_dilation, (1, 2))
-        super().__init__(
-            widen_factor=widen_factor,
-            out_indices=tuple(OUT_LAYERS[i] for i in out_indices),
-            conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, norm_eval=norm_eval,
-            with_cp=with_cp, init_cfg=init_cfg)
-        self.layer_out_indices = self.out_indices
+        # mmdet's MobileNetV2.__init__ builds every layer; BaseModule's is called
+        # instead and the layers are built here with the same names, up to the
+        # deepest output (mmdet layer OUT_LAYERS[i]; 7 is conv2).
+        super(MobileNetV2, self).__init__(init_cfg=DEFAULT_INIT if init_cfg is None
+                                          else init_cfg)
+        self.pretrained = None
+        self.widen_factor = widen_factor
+        self.conv_cfg, self.norm_cfg, self.act_cfg = conv_cfg, norm_cfg, act_cfg
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
         self.out_indices = tuple(out_indices)
+        self.layer_out_indices = tuple(OUT_LAYERS[i] for i in out_indices)
         self.frozen_stages = frozen_stages
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.in_channels = make_divisible(32 * widen_factor, 8)
+        self.conv1 = ConvModule(3, self.in_channels, 3, 2, 1, **common)
+        self.out_channel = int(1280 * widen_factor) if widen_factor > 1.0 else 1280
         layer_channels = [make_divisible(channels * widen_factor, 8)
                           for _, channels, _, _ in self.arch_settings] + [self.out_channel]
+        names = [f'layer{i + 1}' for i in range(len(self.arch_settings))] + ['conv2']
+        deepest = max(self.layer_out_indices)
+        self.layers = names[:deepest + 1]
+        self.unbuilt_layers = tuple(names[deepest + 1:])
+        for name, (expand_ratio, _, num_blocks, stride), out_channels in zip(
+                self.layers, self.arch_settings, layer_channels):
+            self.add_module(name, self.make_layer(out_channels, num_blocks, stride,
+                                                  expand_ratio))
+        if 'conv2' in self.layers:
+            self.conv2 = ConvModule(self.in_channels, self.out_channel, 1, **common)
         self.out_channels = [layer_channels[OUT_LAYERS[i]] for i in self.out_indices]
         self.last_stage_dilation = last_stage_dilation
         strides = STRIDES
         if last_stage_dilation > 1:
-            dilate_last_stage([*self.layer6, *self.layer7], last_stage_dilation)
+            if 'layer7' in self.layers:  # layer6 and layer7: the stride-32 stage
+                dilate_last_stage([*self.layer6, *self.layer7], last_stage_dilation)
             strides = tuple(16 if s == 32 else s for s in STRIDES)
         self.out_strides = [strides[i] for i in self.out_indices]
-        deepest = max(self.layer_out_indices)
-        self._truncate_after(self, self.layers, deepest)
-        self.layers = self.layers[:deepest + 1]
         self._freeze_stages()
 
     def _freeze_stages(self):

@@ -107,7 +107,8 @@ class ShuffleNetV1(StagedBackbone):
 
         self._build_stem(in_channels, stem_channels, **common)
         channels = stem_channels
-        for stage, (repeats, out_channels) in enumerate(zip(STAGE_REPEATS, stage_channels)):
+        built = stage_channels[:self.num_built_layers]  # up to the deepest output
+        for stage, (repeats, out_channels) in enumerate(zip(STAGE_REPEATS, built)):
             units = [ShuffleV1Unit(channels, out_channels, 2, group_first=stage > 0,
                                    with_cp=with_cp, **common)]
             units += [ShuffleV1Unit(out_channels, out_channels, 1, with_cp=with_cp, **common)

@@ -157,7 +157,8 @@ class ShuffleNetV2(StagedBackbone):
 
         self._build_stem(in_channels, STEM_CHANNELS, **common)
         channels = STEM_CHANNELS
-        for repeats, out_channels in zip(STAGE_REPEATS, self.arch_channels):
+        built = self.arch_channels[:self.num_built_layers]  # up to the deepest output
+        for repeats, out_channels in zip(STAGE_REPEATS, built):
             proj = channels if downsample_split == 'official' else out_channels // 2
             units = [ShuffleUnit(channels, out_channels, 2, proj, star, star_act,
                                  star_proj, with_cp=with_cp, **common)]
@@ -166,7 +167,8 @@ class ShuffleNetV2(StagedBackbone):
                       for _ in range(repeats - 1)]
             self.layers.append(nn.Sequential(*units))
             channels = out_channels
-        self.layers.append(ConvModule(channels, self.arch_channels[3], 1, **common))
+        if self.num_built_layers > len(STAGE_REPEATS):  # conv5
+            self.layers.append(ConvModule(channels, self.arch_channels[3], 1, **common))
         self._set_outputs(self.arch_channels, (8, 16, 32, 32))
 
     def arch_args(self) -> dict:

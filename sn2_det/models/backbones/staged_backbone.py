@@ -2,9 +2,9 @@
 building-block base with gradient checkpointing (:class:`CheckpointedUnit`).
 
 A subclass calls ``_build_stem`` (``conv1``, ``maxpool``), appends to ``layers`` the
-three stages at strides 8, 16, 32 (then the final 1x1 conv where the network has
-one) and ends with ``_set_outputs``; this class checks and applies the common
-arguments: ``out_indices`` index
+first ``num_built_layers`` of the three stages at strides 8, 16, 32 and the final
+1x1 conv where the network has one, and ends with ``_set_outputs``; this class checks
+and applies the common arguments: ``out_indices`` index
 ``layers``; ``frozen_stages`` -1 freezes nothing, 0 the stem, k the stem and the
 first k stages; ``norm_eval`` keeps BN layers in eval mode while training;
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads strictly,
@@ -13,17 +13,17 @@ architecture a checkpoint records against ``arch_args()`` where a backbone has i
 An unknown constructor argument is a TypeError naming it and the valid ones
 (:class:`KnownArgumentsMixin`).
 
-Only the layers up to the deepest of ``out_indices`` are part of the module
-(:class:`TruncatedLayersMixin`): conv5 of a detector that reads stage 4 is neither
-computed nor trained, so every trainable parameter gets a gradient and mmengine's
-DDP wrapper runs with its default ``find_unused_parameters=False``. A whole-network
-ImageNet checkpoint still loads strictly: the layers past the outputs are kept aside
-until ``init_weights`` has loaded it, then dropped.
+Only the layers up to the deepest of ``out_indices`` are built: conv5 of a detector
+that reads stage 4 is neither computed nor trained, so every trainable parameter gets
+a gradient and mmengine's DDP wrapper runs with its default
+``find_unused_parameters=False``. ``unbuilt_layers`` names the layers of the whole
+network that are left out; a whole-network ImageNet checkpoint (a classifier's
+backbone) still loads strictly: its keys of those layers must be there and are
+dropped by name, every other key must fit (:func:`load_backbone_checkpoint`).
 
 ``last_stage_dilation=2`` runs the last stage at stride 16 (:func:`dilate_last_stage`),
 for the thin feature map of Light-Head R-CNN at stride 16 as in its authors' code.
 """
-import contextlib
 import inspect
 from typing import Sequence
 
@@ -87,52 +87,23 @@ def dilate_last_stage(units: Sequence[nn.Module], dilation: int) -> None:
                 module.padding = tuple(dilation * (k // 2) for k in module.kernel_size)
 
 
-class TruncatedLayersMixin:
-    """Keeps only the layers an output needs; see the module docstring.
+class StrictPretrainedMixin:
+    """``init_cfg`` type 'Pretrained' through :func:`load_backbone_checkpoint`, strictly;
+    the checkpoint holds the whole network (a classifier's backbone), so the keys of
+    ``unbuilt_layers`` (module names past the deepest output) must be in it and are
+    dropped."""
 
-    ``_truncate_after(container, names, deepest)``: of the layers ``names`` (in order)
-    of ``container``, those after index ``deepest`` leave the module and wait in
-    ``_beyond_outputs`` for :meth:`_whole_network` until the weights are initialised.
-    """
-
-    def _truncate_after(self, container: nn.Module, names: Sequence[str], deepest: int):
-        beyond = [(name, getattr(container, name)) for name in names[deepest + 1:]]
-        for name, _ in beyond:
-            delattr(container, name)
-        # a plain attribute: neither parameters, state_dict, DDP nor .to() see them
-        self.__dict__['_beyond_outputs'] = (container, beyond)
-
-    @contextlib.contextmanager
-    def _whole_network(self):
-        """The layers past the outputs attached again (to load a whole checkpoint)."""
-        container, beyond = self.__dict__.get('_beyond_outputs', (None, []))
-        for name, module in beyond:
-            container.add_module(name, module)
-        try:
-            yield
-        finally:
-            for name, _ in beyond:
-                delattr(container, name)
-
-    def _drop_beyond_outputs(self):
-        self.__dict__['_beyond_outputs'] = (None, [])
-
-
-class StrictPretrainedMixin(TruncatedLayersMixin):
-    """``init_cfg`` type 'Pretrained' through :func:`load_backbone_checkpoint`, into
-    the whole network (a checkpoint of a classifier holds its last layers too)."""
+    unbuilt_layers: Sequence[str] = ()
 
     def init_weights(self):
         init_cfg = self.init_cfg
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            with self._whole_network():
-                load_backbone_checkpoint(self, init_cfg['checkpoint'],
-                                         prefix=init_cfg.get('prefix'))
-            self._drop_beyond_outputs()
+            load_backbone_checkpoint(self, init_cfg['checkpoint'],
+                                     prefix=init_cfg.get('prefix'),
+                                     unbuilt_layers=self.unbuilt_layers)
             self._is_init = True
             return
         super().init_weights()
-        self._drop_beyond_outputs()
 
 
 class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
@@ -148,6 +119,10 @@ class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.last_stage_dilation = last_stage_dilation
+        # layers[i] is output i: build up to the deepest output, name the rest
+        self.num_built_layers = max(out_indices) + 1
+        self.unbuilt_layers = tuple(f'layers.{i}' for i in
+                                    range(self.num_built_layers, num_outputs))
 
     def _build_stem(self, in_channels: int, stem_channels: int, **conv_args):
         """conv1 (3x3, stride 2, ConvModule) and maxpool (3x3, stride 2), shared by
@@ -157,16 +132,16 @@ class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
         self.layers = nn.ModuleList()
 
     def _set_outputs(self, channels: Sequence[int], strides: Sequence[int]):
-        """Dilation of the last stage (``layers[2]``), ``out_channels`` /
-        ``out_strides`` of the selected outputs, truncation after the deepest one,
-        then freezing."""
+        """Dilation of the last stage (``layers[2]``, where built), ``out_channels`` /
+        ``out_strides`` of the selected outputs, then freezing. ``channels`` and
+        ``strides`` are those of every output of the whole network."""
+        assert len(self.layers) == self.num_built_layers, 'build up to the deepest output'
         if self.last_stage_dilation > 1:
-            dilate_last_stage(list(self.layers[2]), self.last_stage_dilation)
+            if len(self.layers) > 2:
+                dilate_last_stage(list(self.layers[2]), self.last_stage_dilation)
             strides = [16 if i >= 2 else s for i, s in enumerate(strides)]
         self.out_channels = [channels[i] for i in self.out_indices]
         self.out_strides = [strides[i] for i in self.out_indices]
-        self._truncate_after(self.layers, [str(i) for i in range(len(self.layers))],
-                             max(self.out_indices))
         self._freeze_stages()
 
     def _freeze_stages(self):

@@ -119,7 +119,8 @@ class Xception(StagedBackbone):
 
         self._build_stem(in_channels, stem_channels, **common)
         channels = stem_channels
-        for repeats, out_channels in zip(STAGE_REPEATS, stage_channels):
+        built = stage_channels[:self.num_built_layers]  # up to the deepest output
+        for repeats, out_channels in zip(STAGE_REPEATS, built):
             mid_channels = max(1, int(out_channels * bottleneck_ratio))
             blocks = [XceptionBlock(channels if i == 0 else out_channels, out_channels,
                                     mid_channels, 2 if i == 0 else 1, with_cp=with_cp,
