@@ -3,14 +3,16 @@ parametrized case) per row, each asserting the behaviour docs/reliability.md nam
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from mmcv.transforms import LoadImageFromFile
 from mmdet.evaluation import CocoMetric
-from mmdet.registry import MODELS
+from mmdet.registry import MODELS, TRANSFORMS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
@@ -85,6 +87,53 @@ def test_unreadable_image_is_skipped_with_one_warning(tmp_path, kind, log_record
     assert str(path) in messages[0] and reason in messages[0]
     with pytest.raises(UnreadableImageError, match=reason):
         LoadImageSafely(on_unreadable='raise')(dict(img_path=str(path)))
+
+
+@pytest.mark.parametrize('kind', sorted(UNREADABLE))
+def test_test_pipeline_loader_refuses_an_unreadable_image_by_name(tmp_path, kind):
+    """mmcv's LoadImageFromFile as the shipped test pipelines configure it (the loader
+    of mmdet's DetInferencer and inference_detector) reads through the 'checked_image'
+    file backend: LoadImageSafely's checks, an error naming the file and the reason."""
+    path, reason = _bad_file(tmp_path, kind)
+    load = TRANSFORMS.build(_toy_pipeline('test')[0])
+    assert type(load) is LoadImageFromFile
+    with pytest.raises(UnreadableImageError,
+                       match=f'^cannot read image {re.escape(str(path))}: {reason}'):
+        load(dict(img_path=str(path)))
+
+
+@pytest.mark.parametrize('kind', ['jpeg', 'png', '16bit_png', 'grayscale_png'])
+def test_test_pipeline_loader_reads_whole_images_as_mmcv_does(tmp_path, kind):
+    """The checked backend gives a readable file's bytes unchanged: the image is mmcv's
+    loader's without the backend."""
+    path = tmp_path / f'{kind}.{"jpg" if kind == "jpeg" else "png"}'
+    img = {'jpeg': _pattern(48, 64), 'png': _pattern(48, 64),
+           '16bit_png': _pattern(48, 64).astype(np.uint16) * 257,
+           'grayscale_png': _pattern(48, 64)[..., 0]}[kind]
+    cv2.imwrite(str(path), img)
+    checked = TRANSFORMS.build(_toy_pipeline('test')[0])(dict(img_path=str(path)))['img']
+    plain = LoadImageFromFile()(dict(img_path=str(path)))['img']
+    assert checked.shape == (48, 64, 3)
+    np.testing.assert_array_equal(checked, plain)
+
+
+def test_load_image_safely_with_the_checked_backend_names_the_file_once(tmp_path,
+                                                                        log_records):
+    """LoadImageSafely given the test pipeline's backend_args (as a test-mode dataset
+    builds it) makes its own checks: one warning, the file named once, a placeholder of
+    the annotation's size; a size check the backend cannot make still applies."""
+    path, _ = _bad_file(tmp_path, 'truncated_jpeg')
+    load = LoadImageSafely(backend_args=_toy_pipeline('test')[0].backend_args)
+    out = load(dict(img_path=str(path), height=48, width=64))
+    assert out['img_unreadable'] is True and out['img'].shape == (48, 64, 3)
+    message = log_records[-1].getMessage()
+    assert message.startswith(f'cannot read image {path}: truncated JPEG')
+    assert message.count(str(path)) == 1
+    good = tmp_path / 'good.png'
+    cv2.imwrite(str(good), _pattern(48, 64))
+    assert load(dict(img_path=str(good), height=48, width=64))['img_unreadable'] is False
+    assert load(dict(img_path=str(good), height=64, width=48))['img_unreadable'] is True
+    assert "is not the annotation's 48x64" in log_records[-1].getMessage()
 
 
 def test_truncated_jpeg_is_found_by_its_missing_end_marker():
@@ -445,5 +494,7 @@ def test_configs_load_images_safely_and_stay_usable_for_inference(config):
     assert cfg.val_evaluator.type == cfg.test_evaluator.type == 'CheckedCocoMetric'
     assert 'img_unreadable' in cfg.test_dataloader.dataset.pipeline[-1].meta_keys
     # mmcv's loader by its own name, which mmdet's DetInferencer and inference_detector
-    # look for; the test dataset reads with LoadImageSafely in its place.
-    assert get_test_pipeline_cfg(cfg)[0] == dict(type='LoadImageFromFile')
+    # look for, through the file backend that checks images; the test dataset reads
+    # with LoadImageSafely in its place.
+    assert get_test_pipeline_cfg(cfg)[0] == dict(type='LoadImageFromFile',
+                                                 backend_args=dict(backend='checked_image'))

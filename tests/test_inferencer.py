@@ -15,10 +15,11 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.runner import save_checkpoint
 
-from mmdet.apis import DetInferencer
+from mmdet.apis import DetInferencer, inference_detector, init_detector
 from mmdet.evaluation import get_classes
 from mmdet.registry import DATASETS
 from sn2_det.datasets import LoadImageSafely
+from sn2_det.datasets.transforms import UnreadableImageError
 from sn2_det.datasets.toy_shapes import draw_image
 from sn2_det.utils.config import build_in_mmdet_scope
 
@@ -79,14 +80,18 @@ def _inferencer_cases():
 def test_det_inferencer_runs_every_shipped_config(config, predict, tmp_path):
     """The inferencer accepts the config, loads the checkpoint's weights and predicts
     on a small picture (the heavy configs resize it to their 800x1200 scale); paths are
-    read by mmcv's LoadImageFromFile, the loader the test pipelines name."""
+    read by mmcv's LoadImageFromFile, the loader the test pipelines name, through the
+    file backend that checks images (Light-Head configs; mmdet's for the swaps)."""
     state = save_fresh_checkpoint(config, tmp_path / 'model.pth')
     inferencer = DetInferencer(model=str(ROOT / config), weights=str(tmp_path / 'model.pth'),
                                device='cpu', show_progress=False)
     loaded = inferencer.model.state_dict()
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
-    assert type(inferencer.pipeline.transforms[0].from_file) is LoadImageFromFile
+    from_file = inferencer.pipeline.transforms[0].from_file
+    assert type(from_file) is LoadImageFromFile
+    checked = None if config.startswith('configs/swap/') else dict(backend='checked_image')
+    assert from_file.backend_args == checked
     if not predict:
         return
     image = toy_images(tmp_path / 'in', 1, size=(48, 64))[0]
@@ -166,8 +171,29 @@ def test_det_inferencer_names_an_unreadable_image(tmp_path, toy_checkpoint):
     bad.write_bytes(b'\xff\xd8\xff\xe0 not a JPEG')
     inferencer = DetInferencer(model=str(ROOT / TOY), weights=str(toy_checkpoint),
                                device='cpu', show_progress=False)
-    with pytest.raises(AssertionError, match='failed to load image: .*broken.jpg'):
-        inferencer(str(bad))  # mmcv's LoadImageFromFile names it
+    with pytest.raises(UnreadableImageError, match='broken.jpg'):
+        inferencer(str(bad))
+
+
+def test_det_inferencer_refuses_a_truncated_jpeg(tmp_path, toy_checkpoint):
+    """A JPEG that ends before its end-of-image marker (an interrupted download or
+    copy) is refused by name and reason (cv2.imread decodes it with the missing part
+    grey); the whole file is predicted on. mmdet's inference_detector reads the same
+    way."""
+    image = toy_images(tmp_path, 1, size=(96, 128))[0]
+    whole = tmp_path / 'whole.jpg'
+    cv2.imwrite(str(whole), cv2.imread(str(image)))
+    cut = tmp_path / 'cut.jpg'
+    cut.write_bytes(whole.read_bytes()[:-200])
+    inferencer = DetInferencer(model=str(ROOT / TOY), weights=str(toy_checkpoint),
+                               device='cpu', show_progress=False)
+    assert len(inferencer(str(whole))['predictions']) == 1
+    with pytest.raises(UnreadableImageError, match=r'cut\.jpg: truncated JPEG'):
+        inferencer(str(cut))
+    model = init_detector(str(ROOT / TOY), str(toy_checkpoint), device='cpu')
+    assert len(inference_detector(model, str(whole)).pred_instances.scores) > 0
+    with pytest.raises(UnreadableImageError, match=r'cut\.jpg: truncated JPEG'):
+        inference_detector(model, str(cut))
 
 
 @pytest.mark.parametrize('config', ['configs/lighthead_sn2.py', TOY])

@@ -102,9 +102,10 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    # mmcv's loader, the name DetInferencer looks for; CheckedCocoDataset reads with
+    # mmcv's loader, the name DetInferencer looks for, reading through a file backend
+    # that refuses an unreadable image naming it; CheckedCocoDataset reads with
     # LoadImageSafely in its place (unreadable: a placeholder the metric leaves out)
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', backend_args=dict(backend='checked_image')),
     dict(type='Resize', scale=(1200, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

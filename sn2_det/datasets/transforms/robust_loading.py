@@ -38,13 +38,16 @@ What happens then is ``on_unreadable``:
 Training pipelines name it, ``dict(type='LoadImageSafely', on_unreadable='skip',
 max_unreadable_share=0.01)``. Test pipelines name mmcv's ``LoadImageFromFile``, the
 entry mmdet's ``DetInferencer`` looks for and replaces with its ``InferencerLoader``
-(mmcv's loader for paths, ``LoadImageFromNDArray`` for arrays); a test-mode
+(mmcv's loader for paths, ``LoadImageFromNDArray`` for arrays), with
+``backend_args=dict(backend='checked_image')``: the file backend of
+:mod:`sn2_det.datasets.checked_image_backend`, which applies :func:`decode_image`'s
+checks and raises ``UnreadableImageError`` naming the file; a test-mode
 ``CheckedCocoDataset`` reads its images with this class instead (unreadable: a marked
 placeholder), see :mod:`sn2_det.datasets.checked_coco`. ``CheckedCocoDataset`` rejects
 ``'skip'`` in test mode and ``'placeholder'`` in training.
 """
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -58,6 +61,9 @@ from ...utils.errors import ConfigError, SN2DetError, UnreadableImagesError
 from ...utils.validation import check_bool, check_choice
 
 ON_UNREADABLE = ('placeholder', 'skip', 'raise')
+# The file backend that applies decode_image's checks for mmcv's LoadImageFromFile
+# (sn2_det.datasets.checked_image_backend); LoadImageSafely applies them itself.
+CHECKED_IMAGE_BACKEND = 'checked_image'
 
 
 class UnreadableImageError(SN2DetError, OSError):
@@ -86,6 +92,16 @@ def jpeg_is_truncated(data: bytes) -> bool:
         else:
             pos += 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
     return True
+
+
+def read_image_file(read: Callable[[str], bytes], path: str) -> bytes:
+    """``read(path)``, a missing or unreadable file raised as ``UnreadableImageError``."""
+    try:
+        return read(path)
+    except FileNotFoundError as err:
+        raise UnreadableImageError('no such file') from err
+    except OSError as err:
+        raise UnreadableImageError(f'cannot read the file ({err})') from err
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -139,7 +155,9 @@ class LoadImageSafely(LoadImageFromFile):
             one bad file among the first few does not stop a run.
         check_size: compare the decoded size with the annotation's ``height`` and
             ``width`` where the dataset gives them (mmdet's COCO datasets do).
-        to_float32, backend_args: as in mmcv's ``LoadImageFromFile``.
+        to_float32, backend_args: as in mmcv's ``LoadImageFromFile``; with
+            ``backend='checked_image'`` the bytes are read by the local backend,
+            since this class checks them itself.
 
     Adds ``img_unreadable`` (False, or True for a placeholder) to the results.
     """
@@ -162,6 +180,9 @@ class LoadImageSafely(LoadImageFromFile):
         self.max_unreadable_share = float(max_unreadable_share)
         self.min_attempts = min_attempts
         self.check_size = check_size
+        self._read_args = (dict(backend_args, backend='local') if backend_args
+                           and backend_args.get('backend') == CHECKED_IMAGE_BACKEND
+                           else backend_args)
         self.attempts = 0
         self.unreadable = 0
         self._warned = set()
@@ -175,12 +196,8 @@ class LoadImageSafely(LoadImageFromFile):
         path = results['img_path']
         self.attempts += 1
         try:
-            try:
-                data = fileio.get(path, backend_args=self.backend_args)
-            except FileNotFoundError as err:
-                raise UnreadableImageError('no such file') from err
-            except OSError as err:
-                raise UnreadableImageError(f'cannot read the file ({err})') from err
+            data = read_image_file(
+                lambda p: fileio.get(p, backend_args=self._read_args), path)
             img = decode_image(data, self._expected_hw(results))
         except UnreadableImageError as err:
             return self._unreadable(results, path, str(err))
