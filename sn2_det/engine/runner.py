@@ -33,11 +33,11 @@ from typing import Optional
 
 from mmengine.dist import broadcast_object_list, get_world_size, is_main_process
 from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import load_state_dict
 
 from mmdet.models.detectors import BaseDetector
-from mmdet.registry import RUNNERS
 
 from ..utils.checkpoint import first_non_finite
 from ..utils.errors import SN2DetError
@@ -94,7 +94,8 @@ def _unwrap(model):
 
 @RUNNERS.register_module()
 class CheckedRunner(Runner):
-    """See the module docstring."""
+    """See the module docstring. Registered in mmengine's root ``RUNNERS``, which
+    mmdet's tools build from (mmdet's own ``RUNNERS`` is its child and finds it too)."""
 
     #: what the run is for: 'train', 'val' or 'test' (None before any)
     purpose: Optional[str] = None
