@@ -298,7 +298,7 @@ def test_resume_with_nothing_to_resume_says_so(toy_root, tmp_path):
     assert (work / 'epoch_1.pth').exists()
 
 
-@pytest.mark.slow  # two trainings
+@pytest.mark.slow  # a training through mmdet's tools/train.py
 def test_mmdet_train_resume_with_nothing_to_resume_says_so(toy_root, tmp_path):
     import mmdet
     tool = Path(mmdet.__file__).parent / '.mim/tools/train.py'
