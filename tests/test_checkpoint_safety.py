@@ -312,3 +312,29 @@ def test_mmdet_train_resume_with_nothing_to_resume_says_so(toy_root, tmp_path):
     lines = [line for line in log.splitlines() if 'no checkpoint to resume from' in line]
     assert len(lines) == 1, log[-3000:]
     assert (work / 'epoch_1.pth').exists()
+
+
+# --- how it is wired ------------------------------------------------------------------
+
+def test_every_shipped_config_names_the_checked_runner_and_mmengine_is_untouched():
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+
+    from mmdet.registry import RUNNERS as MMDET_RUNNERS
+    from sn2_det.engine import CheckedRunner
+    # set in the bases every config inherits from, and nowhere else
+    setting = {str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*.py')
+               if 'runner_type' in p.read_text()}
+    assert setting == {'configs/_base_/lighthead_rcnn_coco.py',
+                       'configs/pretrain/_base_/imagenet_sgd.py',
+                       'configs/swap/faster-rcnn_sn2-1.0x_fpn_1x_coco.py',
+                       'configs/swap/retinanet_sn2-1.0x_fpn_1x_coco.py'}
+    for config in ('configs/toy/lighthead_sn2_toy.py', 'configs/table7/'
+                   'lighthead_xception_40m.py', 'configs/pretrain/table7/'
+                   'xception_40m_imagenet.py'):
+        assert Config.fromfile(str(ROOT / config)).runner_type == 'CheckedRunner'
+    assert RUNNERS.get('CheckedRunner') is MMDET_RUNNERS.get('CheckedRunner') \
+        is CheckedRunner
+    # import sn2_det rebinds nothing of mmengine's
+    assert mmengine_checkpoint.load_state_dict.__module__ == 'mmengine.runner.checkpoint'
+    assert mmengine_checkpoint.load_checkpoint.__module__ == 'mmengine.runner.checkpoint'
