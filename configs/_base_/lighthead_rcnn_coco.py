@@ -12,6 +12,9 @@ _base_ = [
 # pretrained weights, and weights trained on other input normalisation.
 custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
                       allow_failed_imports=False)
+# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
+# non-finite weights, one training per work dir (sn2_det.engine.runner).
+runner_type = 'CheckedRunner'
 
 model = dict(
     type='LightHeadRCNN',

@@ -53,7 +53,7 @@ def build_detector(config, device: str = 'cpu', backbone_only: bool = False,
     cfg.model.backbone.init_cfg = None
     model = build_in_mmdet_scope(cfg.model)
     if checkpoint:
-        load_detector_checkpoint(model, checkpoint, config)
+        load_detector_checkpoint(model, checkpoint, config, purpose='evaluate')
     else:
         zero_predictors(model)
     model = model.backbone if backbone_only else model

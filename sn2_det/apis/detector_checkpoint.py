@@ -4,46 +4,49 @@ mmengine's loaders (the Runner's ``load_from`` and ``resume``, ``load_checkpoint
 mmdet's ``init_detector`` and ``DetInferencer``) load a state dict non-strictly: what
 does not fit is a warning, and the model keeps random weights there. Where the
 weights are the result (test, inference, export, benchmarks) that runs a partly
-random detector. Here every load into a whole mmdet detector is checked first:
+random detector. Here every load of a whole detector states its purpose
+(:data:`PURPOSES`) and is checked first:
 
-- **strict**, everywhere except below: a checkpoint that does not fit is a
-  :class:`CheckpointError` naming the config, how many keys do not fit, the first
-  ones with both shapes and, where the checkpoint's ``meta`` records its training run
-  (mmengine writes ``experiment_name`` and ``cfg``), the config it was trained with.
+- ``'evaluate'`` (test, val, inference, export, benchmarks) and ``'resume'``:
+  **strict**. A checkpoint that does not fit is a :class:`CheckpointError` naming the
+  file, the config, how many keys do not fit, the first ones with both shapes and,
+  where the checkpoint's ``meta`` records its training run (mmengine writes
+  ``experiment_name`` and ``cfg``), the config it was trained with (read from the
+  stored text without executing it, :func:`sn2_det.utils.checkpoint.stored_config`).
   A checkpoint that fits must also agree with the classes its ``meta`` records
   (``meta['dataset_meta']['classes']``): their number is each head's
-  ``num_classes``, and in ``Runner.test`` they are the test dataset's classes.
-- **fine-tuning**, ``Runner.train`` with ``load_from`` (not resuming): tensors of the
-  final classification / regression layers (:data:`PREDICTOR_LAYERS`) that do not
-  fit (another class count) keep their initialisation, and one line says which;
-  anything else that does not fit is a CheckpointError (a backbone of another width
-  is a mistake, not a fine-tune).
+  ``num_classes``, and in a test they are the test dataset's classes.
+- ``'fine-tune'`` (training with ``load_from``, not resuming): tensors of the final
+  classification / regression layers (:data:`PREDICTOR_LAYERS`) that do not fit
+  (another class count) keep their initialisation, and one line says which; anything
+  else that does not fit is a CheckpointError (a backbone of another width is a
+  mistake, not a fine-tune).
+- every purpose: weights holding a NaN or an infinity are a CheckpointError naming
+  the file and the first such tensor.
 
-``import sn2_det`` routes mmengine's ``load_state_dict``, which all those loaders end
-in, through the check (:func:`guard_detector_loading`), so mmdet's own tools and
-``DetInferencer`` get it too. mmengine tells a load nothing about whether its Runner
-trains or tests, so the check looks for ``Runner.train`` / ``val`` / ``test`` on the
-call stack. The file name and ``meta`` come from sn2_det's checkpoint loader
-(:func:`sn2_det.utils.checkpoint.loaded_from`).
+Who loads states the purpose: sn2_det's Runner (:mod:`sn2_det.engine.runner`, named by
+``runner_type`` in the shipped configs, so mmdet's tools/train.py and tools/test.py
+use it too), and sn2_det's tools through :func:`load_detector_checkpoint`. Loads
+outside both (mmdet's ``init_detector``, ``DetInferencer``, mmengine's
+``load_checkpoint``) meet :func:`refuse_misfit_state_dict`, a state-dict pre-hook
+that :class:`~sn2_det.models.detectors.LightHeadRCNN` registers on itself: strict,
+without the file name (mmengine does not pass it on). docs/development.md lists these
+extension points.
 """
-import contextlib
-import contextvars
-import functools
 import logging
 import os
 import os.path as osp
 import re
-import sys
 from collections import OrderedDict
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.runner import checkpoint as mmengine_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
 from mmdet.models.detectors import BaseDetector
 
-from ..utils.checkpoint import CheckpointError, loaded_from
+from ..utils.checkpoint import CheckpointError, first_non_finite, stored_config
 from ..utils.config import CONFIG_DIR
 from ..utils.config import shipped_configs as shipped_config_names
 from .class_check import CLASS_AGNOSTIC, head_class_counts, shown_classes
@@ -53,8 +56,8 @@ from .class_check import CLASS_AGNOSTIC, head_class_counts, shown_classes
 PREDICTOR_LAYERS = ('fc_cls', 'fc_reg', 'rpn_cls', 'rpn_reg', 'retina_cls', 'retina_reg',
                     'conv_cls', 'conv_reg')
 SHOWN = 5  # mismatched keys listed in a message
-
-_config = contextvars.ContextVar('sn2_det_detector_config', default=None)
+# What a load is for: see the module docstring.
+PURPOSES = ('evaluate', 'resume', 'fine-tune')
 
 
 class Fit(NamedTuple):
@@ -129,15 +132,11 @@ def _short(path: str) -> str:
 
 def _model_summary(cfg_text) -> str:
     """'LightHeadRCNN, backbone ShuffleNetV2 widen_factor=0.5, ...num_classes=3' from
-    the config text mmengine stores in a checkpoint, or '' when it does not parse."""
-    if not isinstance(cfg_text, str):
+    the config text mmengine stores in a checkpoint (read, never executed), or ''."""
+    model = stored_config(cfg_text).get('model')
+    if not isinstance(model, dict):
         return ''
-    try:
-        from mmengine.config import Config
-        model = Config.fromstring(cfg_text, file_format='.py').get('model') or {}
-    except Exception:  # a config of another code base, or of another version
-        return ''
-    backbone = model.get('backbone') or {}
+    backbone = model.get('backbone') if isinstance(model.get('backbone'), dict) else {}
     parts = [str(model.get('type', ''))]
     if backbone.get('type'):
         arch = ''.join(f' {k}={backbone[k]}' for k in ('widen_factor', 'depth', 'level',
@@ -197,46 +196,50 @@ def check_checkpoint_classes(detector, meta: dict, source: str, config: str,
             f'dict(classes={classes})')
 
 
-def _calling_runner():
-    """(runner, 'train' | 'val' | 'test') of the mmengine Runner method this load runs
-    in, or (None, None)."""
-    from mmengine.runner import Runner
-    methods = {Runner.train.__code__: 'train', Runner.val.__code__: 'val',
-               Runner.test.__code__: 'test'}
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code in methods:
-            return frame.f_locals.get('self'), methods[frame.f_code]
-        frame = frame.f_back
-    return None, None
+def _unwrap(module):
+    while is_model_wrapper(module) or isinstance(module, BaseTTAModel):
+        module = module.module
+    return module
 
 
-def _config_name(detector, runner) -> str:
-    name = _config.get()
-    for cfg in (getattr(runner, 'cfg', None), getattr(detector, 'cfg', None)):
-        name = name or getattr(cfg, 'filename', None)
-    return _short(name) if name else 'the config'
+def _config_name(config) -> str:
+    name = config if isinstance(config, (str, os.PathLike)) else getattr(config, 'filename',
+                                                                          None)
+    return _short(str(name)) if name else 'the config'
 
 
-def check_detector_state_dict(detector, state_dict: Dict, fine_tune: bool = False,
-                              runner=None, test: bool = False) -> Dict:
-    """The state dict to load into ``detector`` (see the module docstring), or raise
-    CheckpointError. With ``fine_tune``, predictor tensors that do not fit are
-    replaced by the detector's own."""
-    filename, meta = loaded_from(state_dict)
-    source = f'checkpoint {_short(filename)}' if filename else 'the checkpoint'
-    config = _config_name(detector, runner)
+def _refuse_non_finite(state_dict: Dict, source: str) -> None:
+    key = first_non_finite(state_dict)
+    if key is not None:
+        raise CheckpointError(
+            f'{source} holds non-finite weights (NaN or infinity), first in {key}: the '
+            f'training it comes from diverged; use an earlier checkpoint of that run')
+
+
+def check_detector_state_dict(detector, state_dict: Dict, purpose: str = 'evaluate',
+                              source: str = 'the checkpoint', config=None,
+                              meta: Optional[dict] = None,
+                              test_classes: Optional[Sequence[str]] = None) -> Dict:
+    """The state dict to load into ``detector`` for ``purpose`` (one of
+    :data:`PURPOSES`, see the module docstring), or raise CheckpointError naming
+    ``source`` and ``config``. For a fine-tune, predictor tensors that do not fit are
+    replaced by the detector's own. ``test_classes``: the classes of the dataset the
+    detector is evaluated on."""
+    if purpose not in PURPOSES:
+        raise ValueError(f'purpose must be one of {PURPOSES}, got {purpose!r}')
+    meta = meta if isinstance(meta, dict) else {}
+    config = _config_name(config)
+    _refuse_non_finite(state_dict, source)
     model_state = detector.state_dict()
     fit = compare_state_dicts(model_state, state_dict)
     if fit.ok:
-        if not fine_tune:
-            test_classes = _classes_of(getattr(runner.test_dataloader, 'dataset', None)) \
-                if test and runner is not None else None
-            check_checkpoint_classes(detector, meta, source, config, test_classes)
+        if purpose != 'fine-tune':
+            check_checkpoint_classes(detector, meta, source, config,
+                                     tuple(test_classes) if test_classes else None)
         return state_dict
     trained = trained_with(meta)
     hint = f' It was trained with {trained}.' if trained else ''
-    if not fine_tune:
+    if purpose != 'fine-tune':
         raise CheckpointError(
             f'{source} does not fit the detector of {config}: {describe_misfit(fit)}.'
             f'{hint} Use the config it was trained with, or a checkpoint of {config}.')
@@ -266,58 +269,90 @@ def check_detector_state_dict(detector, state_dict: Dict, fine_tune: bool = Fals
     return loaded
 
 
-def _unwrap(module):
-    while is_model_wrapper(module) or isinstance(module, BaseTTAModel):
-        module = module.module
-    return module
+def refuse_misfit_state_dict(module, state_dict, prefix, local_metadata, strict,
+                             missing_keys, unexpected_keys, error_msgs) -> None:
+    """State-dict pre-hook of a detector (``register_load_state_dict_pre_hook``): the
+    keys under ``prefix`` must fit the detector exactly and be finite, whoever loads
+    them and however (mmengine loads non-strictly). Loads that fine-tune go through
+    :func:`check_detector_state_dict` first, which hands over a fitting state dict."""
+    own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    config = getattr(getattr(module, 'cfg', None), 'filename', None)
+    check_detector_state_dict(module, own, 'evaluate', 'the checkpoint', config)
 
 
-def guard_detector_loading() -> None:
-    """Route mmengine's ``load_state_dict`` through :func:`check_detector_state_dict`
-    for whole detectors (done by ``import sn2_det``; idempotent)."""
-    original = mmengine_checkpoint.load_state_dict
-    if getattr(original, 'sn2_det_checked', False):
-        return
+def read_detector_checkpoint(model, filename: str, purpose: str = 'evaluate', config=None,
+                             map_location='cpu',
+                             test_classes: Optional[Sequence[str]] = None,
+                             revise_keys=((r'^module\.', ''),)) -> dict:
+    """Read checkpoint ``filename`` (through mmengine's ``CheckpointLoader``, so
+    sn2_det's safe loader for local files) and check its state dict for loading into
+    ``model`` for ``purpose`` (:func:`check_detector_state_dict`; a model that is not
+    a detector: only finite weights). Returns the checkpoint, its ``state_dict`` the
+    one to load. ``meta['config']`` (the config text of old mmengine checkpoints,
+    which mmengine's ``Runner.resume`` would execute) is dropped."""
+    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'checkpoint {filename} holds no state dict')
+    if isinstance(checkpoint.get('meta'), dict):
+        checkpoint['meta'].pop('config', None)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f'checkpoint {filename} holds no state dict')
+    metadata = getattr(state_dict, '_metadata', OrderedDict())
+    for pattern, replacement in revise_keys:
+        state_dict = OrderedDict((re.sub(pattern, replacement, k), v)
+                                 for k, v in state_dict.items())
+    state_dict._metadata = metadata
+    source = f'checkpoint {_short(str(filename))}'
+    detector = _unwrap(model)
+    if isinstance(detector, BaseDetector):
+        state_dict = check_detector_state_dict(detector, state_dict, purpose, source,
+                                               config, checkpoint.get('meta'),
+                                               test_classes)
+    else:
+        _refuse_non_finite(state_dict, source)
+    if 'state_dict' in checkpoint:
+        checkpoint['state_dict'] = state_dict
+    else:
+        checkpoint = dict(state_dict=state_dict)
+    return checkpoint
 
-    @functools.wraps(original)
-    def checked_load_state_dict(module, state_dict, strict=False, logger=None):
-        detector = _unwrap(module)
-        if isinstance(detector, BaseDetector) and isinstance(state_dict, dict):
-            runner, method = _calling_runner()
-            fine_tune = (method == 'train' and not strict
-                         and not getattr(runner, '_resume', False))
-            state_dict = check_detector_state_dict(detector, state_dict, fine_tune,
-                                                   runner, test=method == 'test')
-        return original(module, state_dict, strict, logger)
 
-    checked_load_state_dict.sn2_det_checked = True
-    mmengine_checkpoint.load_state_dict = checked_load_state_dict
-
-
-@contextlib.contextmanager
-def detector_config(config):
-    """Name ``config`` (a path or a Config) in the errors of the loads inside."""
-    name = config if isinstance(config, (str, os.PathLike)) else getattr(config, 'filename',
-                                                                          None)
-    token = _config.set(str(name) if name else None)
-    try:
-        yield
-    finally:
-        _config.reset(token)
-
-
-def load_detector_checkpoint(model, filename: str, config=None,
-                             map_location='cpu') -> dict:
-    """Load a detector checkpoint strictly (see the module docstring); errors name
-    ``config``. Returns the checkpoint."""
-    with detector_config(config):
-        return mmengine_checkpoint.load_checkpoint(model, filename,
-                                                   map_location=map_location, strict=True)
+def load_detector_checkpoint(model, filename: str, config, *, purpose: str,
+                             map_location='cpu',
+                             test_classes: Optional[Sequence[str]] = None) -> dict:
+    """Load checkpoint ``filename`` into ``model`` for ``purpose`` (one of
+    :data:`PURPOSES`; errors name ``config``, a path or Config): the one way sn2_det's
+    tools load weights. Returns the checkpoint."""
+    checkpoint = read_detector_checkpoint(model, filename, purpose, config, map_location,
+                                          test_classes)
+    load_state_dict(_unwrap(model), checkpoint['state_dict'], strict=True)
+    return checkpoint
 
 
 def init_checked_detector(config, checkpoint: Optional[str], device: str = 'cpu',
                           cfg_options: Optional[dict] = None):
-    """mmdet's ``init_detector``, its checkpoint checked (errors name ``config``)."""
+    """mmdet's ``init_detector``, its checkpoint loaded for evaluation by
+    :func:`load_detector_checkpoint` (errors name ``config``); ``dataset_meta`` from the
+    checkpoint's meta as ``init_detector`` sets it."""
+    import warnings
+
     from mmdet.apis import init_detector
-    with detector_config(config):
-        return init_detector(config, checkpoint, device=device, cfg_options=cfg_options)
+    with warnings.catch_warnings(record=True) as caught:  # init_detector resets filters
+        model = init_detector(config, None, device='cpu', cfg_options=cfg_options)
+    for warning in caught:  # all but "checkpoint is None": the checkpoint comes next
+        if checkpoint is None or 'checkpoint is None' not in str(warning.message):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    if checkpoint is not None:
+        meta = load_detector_checkpoint(model, checkpoint, config,
+                                        purpose='evaluate').get('meta') or {}
+        dataset_meta = meta.get('dataset_meta')
+        if isinstance(dataset_meta, dict):
+            palette = model.dataset_meta.get('palette')
+            model.dataset_meta = {k.lower(): v for k, v in dataset_meta.items()}
+            if palette is not None and 'palette' not in model.dataset_meta:
+                model.dataset_meta['palette'] = palette
+        elif 'CLASSES' in meta:
+            model.dataset_meta = dict(model.dataset_meta, classes=meta['CLASSES'])
+    return model.to(device).eval()

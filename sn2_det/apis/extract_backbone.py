@@ -1,7 +1,9 @@
 """Turn a trained classifier checkpoint into a backbone checkpoint for a detector.
 
 The input is an mmengine runner checkpoint of ``ImageClassifier`` (``state_dict``
-keys ``backbone.*`` and ``fc.*``, ``meta['cfg']`` the training config). The output
+keys ``backbone.*`` and ``fc.*``, ``meta['cfg']`` the training config, whose literal
+``model = dict(...)`` is read without executing the text:
+:func:`sn2_det.utils.checkpoint.stored_config`). The output
 holds the backbone's weights without the prefix and a ``meta`` with:
 ``backbone``, the backbone's ``arch_args()`` (checked when a detector loads it with
 ``init_cfg=dict(type='Pretrained', checkpoint=...)``), when the backbone has that
@@ -18,23 +20,26 @@ from mmdet.registry import MODELS
 
 from .. import models  # noqa: F401  (registers the backbones)
 from ..utils.checkpoint import (CheckpointError, check_state_dict_fits, safe_torch_load,
-                                strip_prefix)
+                                stored_config, strip_prefix)
 
 PREFIX = 'backbone.'
 
 
-def _training_config(checkpoint: dict, filename: str, config: Optional[str]) -> Config:
+def _training_model(checkpoint: dict, filename: str, config: Optional[str]) -> dict:
+    """``model`` of the training config: of ``config`` when given, else the literal one
+    stored in the checkpoint (never executed)."""
     if config is not None:
-        return Config.fromfile(config)
+        return Config.fromfile(config).get('model') or {}
     text = (checkpoint.get('meta') or {}).get('cfg')
     if not text:
         raise CheckpointError(f'checkpoint {filename} records no training config '
                               f"(meta['cfg']); pass the config it was trained with")
-    try:
-        return Config.fromstring(text, file_format='.py')
-    except Exception as err:  # whatever executing the stored config text raises
-        raise CheckpointError(f'cannot read the training config stored in {filename} '
-                              f'({err}); pass the config file instead') from err
+    model = stored_config(text).get('model')
+    if not isinstance(model, dict):
+        raise CheckpointError(f'the training config stored in {filename} has no literal '
+                              f'model = dict(...) (it is read, never executed); pass the '
+                              f'config file instead')
+    return model
 
 
 def extract_backbone(src: str, dst: str, config: Optional[str] = None) -> dict:
@@ -50,10 +55,12 @@ def extract_backbone(src: str, dst: str, config: Optional[str] = None) -> dict:
     if not state_dict:
         raise CheckpointError(f'checkpoint {src} has no {PREFIX!r} keys; is it a '
                               f'classifier trained with configs/pretrain?')
-    cfg = _training_config(checkpoint, src, config)
-    if 'backbone' not in cfg.get('model', {}):
+    model_cfg = _training_model(checkpoint, src, config)
+    if not isinstance(model_cfg.get('backbone'), dict):
         raise ValueError(f'the config of {src} has no model.backbone')
-    backbone_cfg = cfg.model.backbone.to_dict()
+    backbone_cfg = model_cfg['backbone']
+    backbone_cfg = backbone_cfg.to_dict() if hasattr(backbone_cfg, 'to_dict') \
+        else dict(backbone_cfg)
     backbone_cfg['init_cfg'] = None
     backbone = MODELS.build(backbone_cfg)
     check_state_dict_fits(backbone, state_dict, src)
@@ -62,7 +69,7 @@ def extract_backbone(src: str, dst: str, config: Optional[str] = None) -> dict:
                 backbone_config=backbone_cfg)
     if hasattr(backbone, 'arch_args'):
         meta['backbone'] = backbone.arch_args()
-    preprocessor = cfg.model.get('data_preprocessor')
+    preprocessor = model_cfg.get('data_preprocessor')
     if preprocessor:
         meta['data_preprocessor'] = {k: preprocessor[k] for k in
                                      ('mean', 'std', 'bgr_to_rgb') if k in preprocessor}

@@ -4,13 +4,19 @@ The flags follow mmdet's own tools (``--work-dir``, ``--resume``, ``--amp``,
 ``--auto-scale-lr``, ``--cfg-options``, ``--launcher``); additions: ``--data-root``
 moves every path under the config's ``data_root`` (dataset roots and the COCO
 evaluator's annotation file), and without CUDA distributed runs use gloo
-(:mod:`sn2_det.engine.cpu_distributed`).
+(:mod:`sn2_det.engine.cpu_distributed`). The runner is built as mmdet's tools build
+it: the config's ``runner_type`` (the shipped configs name
+:class:`sn2_det.engine.runner.CheckedRunner`), else mmengine's ``Runner``.
 """
+import logging
 import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
+
+from mmdet.registry import RUNNERS
 
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 from ..engine.resume import latest_loadable_checkpoint
@@ -74,10 +80,17 @@ def load_config(config: str, work_dir: Optional[str] = None,
     return cfg
 
 
+def build_runner(cfg: Config) -> Runner:
+    """The runner ``cfg`` names in ``runner_type``, else mmengine's (as mmdet's
+    tools/train.py and tools/test.py build it)."""
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
 def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
           auto_scale_lr: bool = False) -> Runner:
     """Train as mmdet's tools/train.py does; ``resume='auto'`` takes the newest
-    checkpoint of the work dir that loads (:mod:`sn2_det.engine.resume`)."""
+    checkpoint of the work dir that loads (:mod:`sn2_det.engine.resume`), and says so
+    when there is none."""
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -88,13 +101,17 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
     check_data_paths(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
     if resume == 'auto':
         checkpoint = latest_loadable_checkpoint(cfg.work_dir)
+        if checkpoint is None:
+            print_log(f'--resume: no checkpoint to resume from in {cfg.work_dir}; '
+                      f'training starts from the beginning', logger='current',
+                      level=logging.WARNING)
         cfg.resume, cfg.load_from = checkpoint is not None, checkpoint
     elif resume:
         cfg.resume, cfg.load_from = True, resume
     check_pretrained_backbone(cfg)
     started = init_cpu_process_group(cfg)
     try:
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         runner.train()
     except BaseException:
         destroy_cpu_process_group(started, failed=True)
@@ -115,7 +132,7 @@ def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=out))
     started = init_cpu_process_group(cfg)
     try:
-        metrics = Runner.from_cfg(cfg).test()
+        metrics = build_runner(cfg).test()
     except BaseException:
         destroy_cpu_process_group(started, failed=True)
         raise

@@ -76,7 +76,7 @@ def load_weights(model: nn.Module, checkpoint: str, config: Optional[str] = None
     misfit names ``config``, see :mod:`sn2_det.apis.detector_checkpoint`)."""
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-    load_detector_checkpoint(model, checkpoint, config)
+    load_detector_checkpoint(model, checkpoint, config, purpose='evaluate')
 
 
 def detector_from_config(config: str, checkpoint: Optional[str] = None,

@@ -1,8 +1,10 @@
 """Stop training when a loss becomes NaN or infinite (instead of training on).
 
 Runs after each iteration and before the checkpoint hook (higher priority), so a
-non-finite step is never saved over the last good checkpoint; the error names the
-iteration and the loss terms that are not finite.
+non-finite step is never saved; the error names the iteration, the loss terms that
+are not finite and the last finite checkpoint of the work dir. Weights that go
+non-finite in a step whose loss was still finite (the last step of an epoch, say) are
+caught where a checkpoint would be written (:class:`sn2_det.engine.runner.CheckedRunner`).
 """
 import math
 
@@ -10,6 +12,13 @@ import torch
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
+
+from ..utils.errors import SN2DetError
+from .resume import last_finite_checkpoint
+
+
+class TrainingDivergedError(SN2DetError, RuntimeError):
+    """A training whose loss or weights became NaN or infinite."""
 
 
 @HOOKS.register_module()
@@ -27,6 +36,7 @@ class NonFiniteLossHook(Hook):
             if not math.isfinite(total):
                 bad.append(f'{name}={total}')
         if bad:
-            raise RuntimeError(f'non-finite loss at iteration {runner.iter + 1}: '
-                               f'{", ".join(bad)}; stopped before saving a checkpoint '
-                               f'(the last good one is kept)')
+            raise TrainingDivergedError(
+                f'non-finite loss at iteration {runner.iter + 1}: {", ".join(bad)}; '
+                f'stopped before saving a checkpoint. '
+                f'{last_finite_checkpoint(getattr(runner, "work_dir", None))}')

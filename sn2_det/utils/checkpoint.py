@@ -8,14 +8,13 @@ safety off, ``sn2_det`` replaces mmengine's loader for local paths with one that
 only (``builtins.getattr`` is among them: ``HistoryBuffer`` pickles a reference to
 its own statistics methods; the unpickler still calls nothing outside the list).
 
-The loader also remembers the file name and ``meta`` of the last few checkpoints it
-read (:func:`loaded_from`), so that a check where mmengine hands over only the state
-dict (:mod:`sn2_det.apis.detector_checkpoint`) can name the file and read its meta.
+The training config that mmengine stores in a checkpoint (``meta['cfg']``, the
+config's ``pretty_text``) is Python text from the file: :func:`stored_config` reads
+its literal assignments with :mod:`ast` and never executes any of it.
 """
-import collections
+import ast
 import os.path as osp
-import weakref
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,34 +28,52 @@ class CheckpointError(SN2DetError, ValueError):
     """A checkpoint file that cannot be read, or does not fit the model."""
 
 
-# (weak reference to one tensor of the state dict, file name, meta), newest last
-_RECENT_LOADS = collections.deque(maxlen=4)
+def _literal(node):
+    """The value of a literal expression: constants, tuples, lists, dicts, sets, a
+    negative number and ``dict(key=literal, ...)`` (how ``pretty_text`` writes a
+    dict); anything else raises ValueError."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id == 'dict' and not node.args \
+            and all(k.arg is not None for k in node.keywords):
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(e) for e in node.elts)
+    if isinstance(node, ast.List):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)  # constants, sets, -1, 1e-3 (raises ValueError)
 
 
-def _state_dict_of(checkpoint):
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) \
-        else None
-    return state if isinstance(state, dict) else {}
+def stored_config(text) -> dict:
+    """The top-level ``name = literal`` assignments of config text (a checkpoint's
+    ``meta['cfg']``), read without executing anything; assignments of anything else
+    (a call, a name, an import) are left out, and text that does not parse gives {}."""
+    if not isinstance(text, str):
+        return {}
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = _literal(node.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                continue
+    return found
 
 
-def _remember(filename: str, checkpoint) -> None:
-    tensor = next((v for v in _state_dict_of(checkpoint).values()
-                   if isinstance(v, torch.Tensor)), None)
-    if tensor is not None:
-        meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), dict) else {}
-        _RECENT_LOADS.append((weakref.ref(tensor), filename, meta))
-
-
-def loaded_from(state_dict: Dict[str, torch.Tensor]) -> Tuple[Optional[str], dict]:
-    """The file and ``meta`` of the checkpoint that ``state_dict``'s tensors were read
-    from by this module's loader (mmengine's key renaming keeps the tensors), or
-    ``(None, {})``."""
-    ids = {id(v) for v in state_dict.values() if isinstance(v, torch.Tensor)}
-    for ref, filename, meta in reversed(_RECENT_LOADS):
-        tensor = ref()
-        if tensor is not None and id(tensor) in ids:
-            return filename, meta
-    return None, {}
+def first_non_finite(state_dict) -> Optional[str]:
+    """The key of the first floating-point tensor of ``state_dict`` holding a NaN or an
+    infinity, or None."""
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() \
+                and not bool(torch.isfinite(value).all()):
+            return key
+    return None
 
 
 def _mmengine_checkpoint_globals() -> list:
@@ -89,9 +106,7 @@ def safe_torch_load(filename: str, map_location='cpu'):
 
 def load_from_local_safely(filename: str, map_location=None):
     """mmengine checkpoint scheme for local paths (see module docstring)."""
-    checkpoint = safe_torch_load(filename, map_location)
-    _remember(filename, checkpoint)
-    return checkpoint
+    return safe_torch_load(filename, map_location)
 
 
 def register_safe_local_loader() -> None:

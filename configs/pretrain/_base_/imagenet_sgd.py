@@ -15,6 +15,9 @@
 # - no final BN-statistics pass (the official code recomputes BN statistics over
 #   one epoch at lr 0 after training); the running averages are kept.
 custom_imports = dict(imports=['sn2_det'], allow_failed_imports=False)
+# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
+# non-finite weights, one training per work dir (sn2_det.engine.runner).
+runner_type = 'CheckedRunner'
 default_scope = 'mmdet'
 
 model = dict(

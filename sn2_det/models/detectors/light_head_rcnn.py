@@ -4,6 +4,12 @@ The neck (:class:`LargeSeparableConv`) keeps the stride-16 feature for the RPN a
 turns the last stage into the thin feature map; this detector routes them: the RPN
 sees every feature but the last, the R-CNN subnet (PS-RoI extractor and one FC of
 2048) only the thin map.
+
+A state dict loaded into the detector must fit it exactly and hold finite weights,
+whoever loads it (mmengine's loaders, mmdet's ``init_detector`` and ``DetInferencer``
+load non-strictly): the detector registers
+:func:`~sn2_det.apis.detector_checkpoint.refuse_misfit_state_dict` as its state-dict
+pre-hook.
 """
 import copy
 
@@ -37,6 +43,8 @@ class LightHeadRCNN(TwoStageDetector):
                             in_channels=rpn_head.get('in_channels') or channels[-2])
         super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, **kwargs)
         self._follow_backbone_stride()
+        from ...apis.detector_checkpoint import refuse_misfit_state_dict
+        self.register_load_state_dict_pre_hook(refuse_misfit_state_dict)
 
     def _follow_backbone_stride(self) -> None:
         extractor = self.roi_head.bbox_roi_extractor
