@@ -14,6 +14,7 @@ from ..models.backbones.table7 import TABLE7_BACKBONES, TABLE7_LEVELS
 from ..utils.validation import check_choice
 from .benchmark import compare
 from .paper import TABLE7 as PAPER
+from ..utils.errors import DataError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'table7'
 LABELS = dict(xception='Xception', shufflenet_v1='ShuffleNet v1',
@@ -55,8 +56,8 @@ def read_mmaps(result_files: Iterable[str]) -> Dict[Cell, float]:
         data = json.loads(Path(path).read_text())
         cell = cell_of_config(data.get('config', ''))
         if cell is None or 'coco/bbox_mAP' not in data.get('metrics', {}):
-            raise ValueError(f'{path}: not the metrics of a configs/table7 cell '
-                             '(expected keys config and metrics["coco/bbox_mAP"])')
+            raise DataError(f'{path}: not the metrics of a configs/table7 cell '
+                            '(expected keys config and metrics["coco/bbox_mAP"])')
         mmaps[cell] = 100 * data['metrics']['coco/bbox_mAP']
     return mmaps
 

@@ -19,6 +19,7 @@ from mmdet.registry import MODELS
 from .. import models  # noqa: F401  (registers the backbones)
 from ..utils.checkpoint import (CheckpointError, check_state_dict_fits, safe_torch_load,
                                 strip_prefix)
+from ..utils.errors import ConfigError
 
 PREFIX = 'backbone.'
 
@@ -52,7 +53,7 @@ def extract_backbone(src: str, dst: str, config: Optional[str] = None) -> dict:
                               f'classifier trained with configs/pretrain?')
     cfg = _training_config(checkpoint, src, config)
     if 'backbone' not in cfg.get('model', {}):
-        raise ValueError(f'the config of {src} has no model.backbone')
+        raise ConfigError(f'the config of {src} has no model.backbone')
     backbone_cfg = cfg.model.backbone.to_dict()
     backbone_cfg['init_cfg'] = None
     backbone = MODELS.build(backbone_cfg)

@@ -15,16 +15,13 @@ from typing import List, Optional, Union
 import cv2
 import numpy as np
 
+from ..utils.errors import MediaError, MissingFileError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 # Codecs that opencv-python-headless writes without extra libraries, by container.
 VIDEO_CODECS = {'.mp4': 'mp4v', '.avi': 'MJPG'}
 INPUT_KINDS = 'an image, a folder of images, a video file or a camera index such as 0'
-
-
-class MediaError(ValueError):
-    """An input that cannot be read, an output that cannot be written, or an option
-    out of its range."""
 
 
 def classify_input(source: Union[str, int]):
@@ -33,7 +30,7 @@ def classify_input(source: Union[str, int]):
     if isinstance(source, int) or str(source).isdigit():
         return 'camera', int(source)
     if not osp.exists(source):
-        raise FileNotFoundError(f'input {source} does not exist (give {INPUT_KINDS})')
+        raise MissingFileError(f'input {source} does not exist (give {INPUT_KINDS})')
     if osp.isdir(source):
         images = sorted(osp.join(source, name) for name in os.listdir(source)
                         if osp.splitext(name)[1].lower() in IMAGE_EXTENSIONS)

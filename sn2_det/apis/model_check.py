@@ -8,6 +8,7 @@ the key, the type and the closest registered ones.
 from mmdet.registry import MODELS
 
 from ..utils.validation import closest
+from ..utils.errors import ConfigError
 
 SLOTS = ('', 'data_preprocessor', 'backbone', 'neck', 'rpn_head', 'roi_head',
          'roi_head.bbox_roi_extractor', 'roi_head.bbox_head', 'bbox_head')
@@ -33,6 +34,6 @@ def check_model_types(cfg) -> None:
             close = closest(name.split('.')[-1], _registered_names(), n=3, cutoff=0.6)
             hint = f'; closest registered: {", ".join(close)}' if close else ''
             key = '.'.join(filter(None, ('model', slot, 'type')))
-            raise ValueError(f"{key}: {name!r} is not a registered model type (mmdet's "
-                             f'MODELS registry, with the custom_imports of the config)'
-                             f'{hint}')
+            raise ConfigError(f"{key}: {name!r} is not a registered model type (mmdet's "
+                              f'MODELS registry, with the custom_imports of the config)'
+                              f'{hint}')

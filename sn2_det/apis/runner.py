@@ -19,6 +19,7 @@ from .class_check import check_class_counts
 from .data_check import check_data_paths
 from .model_check import check_model_types
 from .pretrained_check import check_pretrained_backbone
+from ..utils.errors import ConfigError, MissingFileError
 
 
 def add_common_args(parser) -> None:
@@ -46,9 +47,9 @@ def set_data_root(cfg: Config, root: str) -> None:
     """Point every path under ``cfg.data_root`` at ``root`` instead."""
     old = cfg.get('data_root')
     if not old:
-        raise ValueError('the config has no data_root to replace')
+        raise ConfigError('the config has no data_root to replace')
     if not osp.isdir(root):
-        raise FileNotFoundError(f'--data-root {root} is not a directory')
+        raise MissingFileError(f'--data-root {root} is not a directory')
     new = root.rstrip('/') + '/' if old.endswith('/') else root.rstrip('/')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
                 'val_evaluator', 'test_evaluator'):

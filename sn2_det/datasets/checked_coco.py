@@ -49,6 +49,7 @@ from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
 from .transforms import LoadImageSafely
+from ..utils.errors import DataError
 
 # (counter, text in the log line), in the order the rules apply.
 DROP_RULES = (
@@ -83,7 +84,7 @@ class CheckedCOCO(COCO):
         if duplicates:
             names = [img.get('file_name') for img in self.dataset['images']
                      if img['id'] == duplicates[0]]
-            raise ValueError(
+            raise DataError(
                 f'{self.annotation_file}: image id {duplicates[0]!r} appears {len(names)} '
                 f'times in images (file names {names}); {len(duplicates)} id(s) are '
                 f'duplicated in all: {duplicates[:10]}. Image ids must be unique')
@@ -111,7 +112,7 @@ class CheckedCocoDataset(CocoDataset):
                             'images'))
         for transform in self.pipeline.transforms:
             if isinstance(transform, LoadImageSafely) and transform.on_unreadable == wrong:
-                raise ValueError(
+                raise DataError(
                     f"LoadImageSafely(on_unreadable='{wrong}') does not fit a "
                     f"{'test-mode' if self.test_mode else 'training'} dataset ({why}); "
                     f'use on_unreadable={use}')
@@ -122,7 +123,7 @@ class CheckedCocoDataset(CocoDataset):
         data_list = super().load_data_list()
         counts = self.annotation_counts
         if counts['unknown_category'] and not any(counts[k] for k in KNOWN_CATEGORY):
-            raise ValueError(
+            raise DataError(
                 f'{self.ann_file}: none of its {counts["boxes"]} boxes has a category id '
                 f'in categories {sorted(self._known_ids, key=str)[:20]} (ids found: '
                 f'{sorted(self._unknown_ids, key=str)[:20]})')
@@ -153,9 +154,9 @@ class CheckedCocoDataset(CocoDataset):
         img = raw_data_info['raw_img_info']
         width, height = img.get('width'), img.get('height')
         if not all(isinstance(v, Real) and v > 0 for v in (width, height)):
-            raise ValueError(f'{self.ann_file}: image id {img.get("id")!r} '
-                             f'({img.get("file_name")}) needs a positive width and height, '
-                             f'got {width!r} x {height!r}')
+            raise DataError(f'{self.ann_file}: image id {img.get("id")!r} '
+                            f'({img.get("file_name")}) needs a positive width and height, '
+                            f'got {width!r} x {height!r}')
         if self._known_ids is None:
             self._known_ids = set(self.coco.cats)
         anns = []

@@ -15,6 +15,8 @@ from mmengine.logging import MMLogger
 from mmdet.evaluation import CocoMetric
 from mmdet.registry import METRICS
 
+from ..utils.errors import UnreadableDataError
+
 # Paths named in the log line.
 NAMED_PATHS = 5
 
@@ -43,8 +45,8 @@ class CheckedCocoMetric(CocoMetric):
                 f'{len(unreadable)} of {len(results)} images could not be read and are '
                 f'left out of the COCO evaluation: {", ".join(map(str, paths))}{more}')
         if not readable:
-            raise RuntimeError(f'none of the {len(results)} images could be read; there '
-                               f'is nothing to evaluate (see the warnings naming the files)')
+            raise UnreadableDataError(f'none of the {len(results)} images could be read; there '
+                                      f'is nothing to evaluate (see the warnings naming the files)')
         if self._coco_api is not None:
             skip = {gt['img_id'] for gt in unreadable}
             self.img_ids = [i for i in self._coco_api.get_img_ids() if i not in skip]

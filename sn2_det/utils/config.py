@@ -10,6 +10,7 @@ from mmengine.utils import import_modules_from_strings
 
 from mmdet.registry import MODELS
 
+from .errors import ConfigError, MissingFileError
 from .validation import closest
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim', 'configs')
@@ -35,10 +36,10 @@ def config_file(name: str) -> str:
     if not osp.isfile(path):
         names = shipped_configs()
         if not names:
-            raise FileNotFoundError(f'no configs are shipped under {CONFIG_DIR}: the '
-                                    f'package was installed without them')
+            raise MissingFileError(f'no configs are shipped under {CONFIG_DIR}: the '
+                                   f'package was installed without them')
         hint = closest(name, names)
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'{name!r} is not a config shipped with sn2_det'
             + (f' (did you mean {hint[0]!r}?)' if hint else '')
             + f'; the shipped configs are: {", ".join(names)}')
@@ -50,7 +51,7 @@ def read_config(path: str) -> Config:
     if '::' in path:
         cfg = get_config(path)
     elif not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
+        raise MissingFileError(f'config file not found: {path}')
     else:
         cfg = Config.fromfile(path)
     if cfg.get('custom_imports'):

@@ -2,6 +2,8 @@
 import difflib
 from typing import Any, Sequence
 
+from .errors import ConfigError
+
 
 def closest(name: str, choices: Sequence[str], n: int = 1, cutoff: float = 0.5) -> list:
     """The ``n`` choices most like ``name`` (difflib), for "did you mean" hints."""
@@ -9,16 +11,16 @@ def closest(name: str, choices: Sequence[str], n: int = 1, cutoff: float = 0.5) 
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices`` (bools never match ints)."""
+    """Raise ConfigError unless ``value`` is one of ``choices`` (bools never match ints)."""
     if isinstance(value, bool) or value not in choices:
-        raise ValueError(f'{name} must be one of {tuple(choices)}, got {value!r}')
+        raise ConfigError(f'{name} must be one of {tuple(choices)}, got {value!r}')
 
 
 def check_bool(name: str, value: Any) -> None:
-    """Raise ValueError unless ``value`` is True or False."""
+    """Raise ConfigError unless ``value`` is True or False."""
     if not isinstance(value, bool):
-        raise ValueError(f'{name} must be True or False, got {value!r} '
-                         f'({type(value).__name__})')
+        raise ConfigError(f'{name} must be True or False, got {value!r} '
+                          f'({type(value).__name__})')
 
 
 def check_out_indices(out_indices: Any, choices: Sequence[int]) -> tuple:
@@ -27,8 +29,8 @@ def check_out_indices(out_indices: Any, choices: Sequence[int]) -> tuple:
         out_indices = (out_indices,)
     if (not isinstance(out_indices, (tuple, list)) or not out_indices
             or len(set(out_indices)) != len(out_indices)):
-        raise ValueError(f'out_indices must be a non-empty sequence of distinct indices '
-                         f'from {tuple(choices)}, got {out_indices!r}')
+        raise ConfigError(f'out_indices must be a non-empty sequence of distinct indices '
+                          f'from {tuple(choices)}, got {out_indices!r}')
     for index in out_indices:
         check_choice('out_indices entry', index, choices)
     return tuple(out_indices)

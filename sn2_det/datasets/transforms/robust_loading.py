@@ -58,12 +58,9 @@ from mmdet.registry import TRANSFORMS
 
 from ...registry import TRANSFORMS as SN2_DET_TRANSFORMS
 from ...utils.validation import check_bool, check_choice
+from ...utils.errors import ConfigError, UnreadableDataError, UnreadableImageError
 
 ON_UNREADABLE = ('placeholder', 'skip', 'raise')
-
-
-class UnreadableImageError(OSError):
-    """An image file that cannot be read or decoded."""
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
@@ -154,11 +151,11 @@ class LoadImageSafely(LoadImageFromFile):
         if (isinstance(max_unreadable_share, bool)
                 or not isinstance(max_unreadable_share, (int, float))
                 or not 0 <= max_unreadable_share <= 1):
-            raise ValueError(f'max_unreadable_share must be a number in [0, 1], got '
-                             f'{max_unreadable_share!r}')
+            raise ConfigError(f'max_unreadable_share must be a number in [0, 1], got '
+                              f'{max_unreadable_share!r}')
         if isinstance(min_attempts, bool) or not isinstance(min_attempts, int) \
                 or min_attempts < 1:
-            raise ValueError(f'min_attempts must be a positive int, got {min_attempts!r}')
+            raise ConfigError(f'min_attempts must be a positive int, got {min_attempts!r}')
         check_bool('check_size', check_size)
         super().__init__(to_float32=to_float32, backend_args=backend_args)
         self.on_unreadable = on_unreadable
@@ -212,7 +209,7 @@ class LoadImageSafely(LoadImageFromFile):
             return self._set_image(results, np.zeros(shape, np.uint8), unreadable=True)
         share = self.unreadable / self.attempts
         if self.attempts >= self.min_attempts and share > self.max_unreadable_share:
-            raise RuntimeError(
+            raise UnreadableDataError(
                 f'{self.unreadable} of the {self.attempts} images loaded so far could not '
                 f'be read ({share:.1%}), more than max_unreadable_share='
                 f'{self.max_unreadable_share:g} of LoadImageSafely in the training '

@@ -12,12 +12,14 @@ import torch
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 
+from ...utils.errors import ConfigError
+
 
 def _check_two_features(count: int) -> None:
     if count < 2:
-        raise ValueError('LightHeadRCNN needs at least two features (RPN input, thin '
-                         'map); set backbone.out_indices to two stages, e.g. (1, 2) for '
-                         'ShuffleNetV2')
+        raise ConfigError('LightHeadRCNN needs at least two features (RPN input, thin '
+                          'map); set backbone.out_indices to two stages, e.g. (1, 2) for '
+                          'ShuffleNetV2')
 
 
 @MODELS.register_module()
@@ -44,14 +46,14 @@ class LightHeadRCNN(TwoStageDetector):
         key = 'model.roi_head.bbox_roi_extractor.featmap_strides'
         if extractor.featmap_strides is None:
             if stride is None:
-                raise ValueError(f'{key} is None and the backbone '
-                                 f'{type(self.backbone).__name__} has no out_strides to '
-                                 f'follow; set it to the thin map\'s stride, e.g. [32]')
+                raise ConfigError(f'{key} is None and the backbone '
+                                  f'{type(self.backbone).__name__} has no out_strides to '
+                                  f'follow; set it to the thin map\'s stride, e.g. [32]')
             extractor.featmap_strides = [stride]
         elif stride is not None and list(extractor.featmap_strides) != [stride]:
-            raise ValueError(f'{key} is {list(extractor.featmap_strides)}, but the thin '
-                             f'map is at stride {stride} (the backbone\'s last output); '
-                             f'set it to [{stride}] or None (follows the backbone)')
+            raise ConfigError(f'{key} is {list(extractor.featmap_strides)}, but the thin '
+                              f'map is at stride {stride} (the backbone\'s last output); '
+                              f'set it to [{stride}] or None (follows the backbone)')
 
     def _split(self, batch_inputs):
         x = self.extract_feat(batch_inputs)
