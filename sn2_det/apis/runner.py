@@ -9,24 +9,29 @@ evaluator's annotation file), and without CUDA distributed runs use gloo
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 from ..engine.resume import latest_loadable_checkpoint
-from ..utils.config import read_config
+from ..utils.config import ConfigOptionsAction, read_config
+from ..utils.errors import ConfigError, MissingFileError
 from .class_check import check_class_counts
 from .data_check import check_data_paths
-from .model_check import check_model_types
+from .model_check import check_model_config
 from .pretrained_check import check_pretrained_backbone
-from ..utils.errors import ConfigError, MissingFileError
+from .run_check import check_run_settings
+
+
+# mmdet's DumpDetResults accepts these file names only
+PICKLE_SUFFIXES = ('.pkl', '.pickle')
 
 
 def add_common_args(parser) -> None:
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--data-root', help="replace the config's data_root everywhere")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override config keys, e.g. model.backbone.widen_factor=1.5')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed runs')
@@ -84,7 +89,8 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)
-    check_model_types(cfg)
+    check_model_config(cfg)
+    check_run_settings(cfg, training=True)
     check_class_counts(cfg)
     check_data_paths(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
     if resume == 'auto':
@@ -106,7 +112,12 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
 
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
     """Evaluate ``checkpoint``; returns the metrics (and dumps predictions to ``out``)."""
-    check_model_types(cfg)
+    if out and not out.endswith(PICKLE_SUFFIXES):
+        raise ConfigError(f"--out {out}: mmdet's DumpDetResults writes the raw predictions "
+                          f"as a pickle, so the file must end in .pkl (the metrics as JSON: "
+                          f"--metrics-json)")
+    check_model_config(cfg)
+    check_run_settings(cfg, training=False)
     check_class_counts(cfg, ('test',))
     check_data_paths(cfg, ('test',))
     cfg.load_from = checkpoint

@@ -3,7 +3,7 @@ path of a config shipped inside the package (``sn2_det/.mim/configs``)."""
 import glob
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.hub import get_config
 from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
@@ -53,10 +53,32 @@ def read_config(path: str) -> Config:
     elif not osp.isfile(path):
         raise MissingFileError(f'config file not found: {path}')
     else:
-        cfg = Config.fromfile(path)
+        try:
+            cfg = Config.fromfile(path)
+        except SyntaxError as err:  # mmengine parses the file before it runs it
+            inner = err.__cause__ or err.__context__  # mmengine re-raises the parser's
+            cause = inner if isinstance(inner, SyntaxError) else err
+            where = f' line {cause.lineno}' if getattr(cause, 'lineno', None) else ''
+            raise ConfigError(f'config {path}{where}: syntax error '
+                              f'({getattr(cause, "msg", None) or err})') from err
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     return cfg
+
+
+class ConfigOptionsAction(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options KEY=VALUE ...``; an item without
+    ``=`` or without a key is a ConfigError naming it (mmengine's own action fails on
+    it with a ValueError of tuple unpacking)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values or []:
+            key, sep, _ = item.partition('=')
+            if not sep or not key.strip():
+                raise ConfigError(f'{option_string or "--cfg-options"}: {item!r} is not '
+                                  f'KEY=VALUE (e.g. model.backbone.widen_factor=1.5 or '
+                                  f'train_cfg.max_epochs=12)')
+        super().__call__(parser, namespace, values, option_string)
 
 
 def build_in_mmdet_scope(cfg: dict):

@@ -16,7 +16,7 @@ from mmdet.models.backbones import MobileNetV2
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from .staged_backbone import KnownArgumentsMixin, StrictPretrainedMixin, dilate_last_stage
+from .staged_backbone import StrictPretrainedMixin, dilate_last_stage
 from ...utils.validation import check_bool, check_choice, check_out_indices
 from ...utils.errors import ConfigError
 
@@ -28,7 +28,7 @@ STRIDES = (8, 16, 32, 32)
 
 
 @MODELS.register_module()
-class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2):
+class StagedMobileNetV2(StrictPretrainedMixin, MobileNetV2):
     """mmdet's MobileNetV2 (Sandler et al. 2018) with stage-numbered outputs.
 
     Args:
