@@ -125,6 +125,10 @@ def main(argv=None):
         parser.error(f'--count must be a positive int, got {args.count}')
     if args.ncnn and not args.evaluate:
         parser.error('--ncnn goes with --evaluate')
+    for flag, path in (('--out', args.out), ('--json', args.json)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error(f'{flag} {path}: the folder {os.path.dirname(os.path.abspath(path))} '
+                         f'does not exist')
     try:
         name, dims = model_input(args.model)
         folder = args.calibration or os.path.join(bundled_toy_dataset(args.data_root),

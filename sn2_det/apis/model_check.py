@@ -11,9 +11,11 @@ arguments of its registered class (``inspect.signature`` of ``__init__``, follow
 the class's bases while an ``__init__`` passes ``**kwargs`` on) and names the key,
 the closest valid name and the valid ones.
 """
+from mmengine.registry import DefaultScope
+
 from mmdet.registry import MODELS
 
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, SN2DetError
 from ..utils.validation import check_arguments, closest
 
 # The module slots of a detector config that MODELS.build builds from their keys.
@@ -61,7 +63,23 @@ def check_model_arguments(cfg) -> None:
         check_arguments(MODELS.get(node['type']), node, where=key)
 
 
+def check_backbone(cfg) -> None:
+    """Build ``model.backbone`` alone (a fraction of a second, no weights loaded), so
+    that its own checks (``widen_factor``, ``out_indices``, ...) fail before the run
+    and name the key."""
+    backbone = (cfg.get('model') or {}).get('backbone')
+    if not isinstance(backbone, dict):
+        return
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        try:
+            MODELS.build(backbone)
+        except SN2DetError as err:
+            raise type(err)(f'model.backbone: {err}') from err
+
+
 def check_model_config(cfg) -> None:
-    """:func:`check_model_types`, then :func:`check_model_arguments`."""
+    """:func:`check_model_types`, :func:`check_model_arguments`, then
+    :func:`check_backbone`."""
     check_model_types(cfg)
     check_model_arguments(cfg)
+    check_backbone(cfg)

@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.errors import DataError
+from ..utils.errors import DataError, MissingFileError
 
 # DetDataPreprocessor of configs/_base_/lighthead_rcnn_coco.py (RGB order)
 MEAN = (123.675, 116.28, 103.53)
@@ -34,7 +34,15 @@ def _quantization():
 def model_input(path: str) -> Tuple[str, List[int]]:
     """The one input of an ONNX file: name and fixed dims."""
     import onnxruntime as ort
-    inputs = ort.InferenceSession(path, providers=['CPUExecutionProvider']).get_inputs()
+    if not os.path.isfile(path):
+        raise MissingFileError(f'ONNX file not found: {path}')
+    try:
+        session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    except Exception as err:  # onnxruntime's own exception types, one per cause
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f'{path} is not an ONNX model onnxruntime can load: {reason}') \
+            from err
+    inputs = session.get_inputs()
     if len(inputs) != 1:
         raise DataError(f'{path} has {len(inputs)} inputs; quantisation here handles one')
     dims = inputs[0].shape
