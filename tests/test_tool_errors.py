@@ -69,8 +69,8 @@ def bare_state_dict(tmp_path_factory):
      "error: model.neck.mid_chanels: LargeSeparableConv has no argument 'mid_chanels' "
      "(did you mean 'mid_channels'?)"),
     ('model.backbone.out_indices=(1,0)',
-     'error: model.backbone: out_indices must be increasing (outputs shallow to deep), '
-     'got (1, 0): use (0, 1)'),
+     'error: model.backbone.out_indices gives outputs at strides [16, 8]: LightHeadRCNN '
+     'takes them shallow to deep'),
     ('train_dataloader.batch_size=0',
      'error: train_dataloader.batch_size must be a positive int, got 0 (int)'),
     ('optim_wrapper.optimizer.lr=abc',

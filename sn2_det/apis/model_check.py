@@ -77,9 +77,18 @@ def check_backbone(cfg) -> None:
             raise type(err)(f'model.backbone: {err}') from err
 
 
+def check_model_builds(cfg) -> None:
+    """Build the whole model once (seconds at most, no weights loaded): the checks
+    the modules make of each other (channels, strides, the order of the outputs)
+    fail before the runner is built."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        MODELS.build(cfg.model)
+
+
 def check_model_config(cfg) -> None:
-    """:func:`check_model_types`, :func:`check_model_arguments`, then
-    :func:`check_backbone`."""
+    """:func:`check_model_types`, :func:`check_model_arguments`,
+    :func:`check_backbone`, then :func:`check_model_builds`."""
     check_model_types(cfg)
     check_model_arguments(cfg)
     check_backbone(cfg)
+    check_model_builds(cfg)

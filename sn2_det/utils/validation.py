@@ -25,9 +25,7 @@ def check_bool(name: str, value: Any) -> None:
 
 
 def check_out_indices(out_indices: Any, choices: Sequence[int]) -> tuple:
-    """A backbone's ``out_indices``: an int or a non-empty increasing sequence of
-    choices (necks and heads take the outputs shallow to deep, as mmdet's backbones
-    give them)."""
+    """A backbone's ``out_indices``: an int or a non-empty sequence of distinct choices."""
     if isinstance(out_indices, int) and not isinstance(out_indices, bool):
         out_indices = (out_indices,)
     if (not isinstance(out_indices, (tuple, list)) or not out_indices
@@ -36,9 +34,6 @@ def check_out_indices(out_indices: Any, choices: Sequence[int]) -> tuple:
                           f'from {tuple(choices)}, got {out_indices!r}')
     for index in out_indices:
         check_choice('out_indices entry', index, choices)
-    if list(out_indices) != sorted(out_indices):
-        raise ConfigError(f'out_indices must be increasing (outputs shallow to deep), got '
-                          f'{tuple(out_indices)}: use {tuple(sorted(out_indices))}')
     return tuple(out_indices)
 
 

@@ -42,7 +42,13 @@ class LightHeadRCNN(TwoStageDetector):
 
     def _follow_backbone_stride(self) -> None:
         extractor = self.roi_head.bbox_roi_extractor
-        stride = getattr(self.backbone, 'out_strides', [None])[-1]
+        strides = list(getattr(self.backbone, 'out_strides', None) or [None])
+        if None not in strides and strides != sorted(strides):
+            raise ConfigError(
+                f'model.backbone.out_indices gives outputs at strides {strides}: '
+                f'LightHeadRCNN takes them shallow to deep (the RPN reads all but the last, '
+                f'the thin map the last); list the indices in increasing order')
+        stride = strides[-1]
         key = 'model.roi_head.bbox_roi_extractor.featmap_strides'
         if extractor.featmap_strides is None:
             if stride is None:
