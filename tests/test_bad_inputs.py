@@ -458,10 +458,13 @@ def test_unknown_model_type_is_named_with_its_key_before_the_run(tmp_path, slot,
 
 
 def test_unknown_backbone_key_names_it_and_the_valid_ones():
+    from sn2_det.apis.model_check import check_model_config
+    cfg = Config.fromfile(str(TOY))
+    cfg.model = _toy_model_cfg(widen=1.0)
     with pytest.raises(TypeError, match=r"ShuffleNetV2 has no argument 'widen' \(did you "
                                         r"mean 'widen_factor'\?\); its arguments are "
                                         r"widen_factor, out_indices, frozen_stages"):
-        MODELS.build(_toy_model_cfg(widen=1.0))
+        check_model_config(cfg)  # the config check of tools/train.py and tools/test.py
 
 
 def test_widen_factor_that_does_not_exist():

@@ -104,3 +104,13 @@ def test_train_tool_prints_a_missing_file_as_one_line(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == \
         f'error: --data-root {tmp_path / "nowhere"} is not a directory'
     assert 'Traceback' not in out.stderr
+
+
+@pytest.mark.parametrize('err', [ValueError('bad'), FileNotFoundError('x.pth'),
+                                 TypeError('t')])
+def test_only_the_error_family_is_one_line(err, monkeypatch):
+    """The kind of error decides, not the file that raised it: a ValueError raised
+    next to the tool (here, by this file) keeps its traceback."""
+    monkeypatch.delenv('SN2_DET_DEBUG', raising=False)
+    with pytest.raises(type(err)):
+        run_tool(_raising(err), [])

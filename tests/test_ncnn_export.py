@@ -89,14 +89,14 @@ def test_fp16_weights_are_the_fp32_difference(tmp_path, small):
 
 
 def test_check_fails_when_outputs_differ(small):
-    from sn2_det.deploy import ONNXMismatchError
+    from sn2_det.deploy import ExportMismatchError
     model, param, _ = small
     state = {k: v.clone() for k, v in model.state_dict().items()}
     import torch
     try:
         with torch.no_grad():
             model.layers[3].bn.bias.add_(0.5)
-        with pytest.raises(ONNXMismatchError, match=r'fp16 options off: max difference '
+        with pytest.raises(ExportMismatchError, match=r'fp16 options off: max difference '
                                                     r'.* relative \(output out3\) exceeds '
                                                     r'0.001'):
             check_ncnn(model, param)

@@ -17,7 +17,7 @@ import torch
 
 from test_onnx_export import _load_tool, run_benchmark_without_torch
 
-from sn2_det.deploy import (ExportableDetector, NonMaxSuppression, ONNXMismatchError,
+from sn2_det.deploy import (ExportableDetector, NonMaxSuppression, ExportMismatchError,
                             compare_detectors, detector_from_config, export_detector,
                             mmdet_detections, run_onnx_detector, toy_pictures)
 
@@ -205,9 +205,9 @@ def test_compare_detectors_is_the_issues_criterion():
     assert result['map_got'] == result['map_expected'] == pytest.approx(1.0)
     # a moved true positive: another mmAP
     got[1] = _detections([30, 30, 70, 70, 0.8, 1])
-    with pytest.raises(ONNXMismatchError, match=r'differ on 2 of 2 images .* mmAP differs'):
+    with pytest.raises(ExportMismatchError, match=r'differ on 2 of 2 images .* mmAP differs'):
         compare_detectors(expected, got, truths, 3)
-    with pytest.raises(ONNXMismatchError, match='mmAP differs'):
+    with pytest.raises(ExportMismatchError, match='mmAP differs'):
         compare_detectors(expected, [got[0], _detections()], truths, 3)
 
 

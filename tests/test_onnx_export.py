@@ -17,7 +17,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from sn2_det.deploy import (ONNXMismatchError, backbone_from_config, backbone_from_name,
+from sn2_det.deploy import (ExportMismatchError, backbone_from_config, backbone_from_name,
                             check_onnx, export_backbone)
 
 from pretrained_weights import config_with_weights
@@ -76,12 +76,12 @@ def test_check_fails_when_outputs_differ(small_model):
     try:
         with torch.no_grad():
             model.layers[3].bn.bias.add_(0.5)  # conv5 only
-        with pytest.raises(ONNXMismatchError, match=r'max abs difference .* \(output '
+        with pytest.raises(ExportMismatchError, match=r'max abs difference .* \(output '
                                                     r'out3\) exceeds 0.0001'):
             check_onnx(model, path)
         with torch.no_grad():
             model.conv1.conv.weight[0, 0, 0, 0] = float('nan')
-        with pytest.raises(ONNXMismatchError, match='nan'):
+        with pytest.raises(ExportMismatchError, match='nan'):
             check_onnx(model, path)
     finally:
         model.load_state_dict(state)
@@ -89,7 +89,7 @@ def test_check_fails_when_outputs_differ(small_model):
     # a tolerance below the real difference fails too, unless the difference is 0
     diff = check_onnx(model, path)
     if diff > 0:
-        with pytest.raises(ONNXMismatchError):
+        with pytest.raises(ExportMismatchError):
             check_onnx(model, path, atol=diff / 2)
 
 
@@ -98,7 +98,7 @@ def test_check_fails_on_other_outputs(small_model):
     fewer = backbone_from_name('shufflenet_v2', 0.5, out_indices=(0, 1))
     own = fewer.state_dict()  # stage2 and stage3 only: the later layers are not built
     fewer.load_state_dict({k: v for k, v in model.state_dict().items() if k in own})
-    with pytest.raises(ONNXMismatchError, match='has 4 outputs'):
+    with pytest.raises(ExportMismatchError, match='has 4 outputs'):
         check_onnx(fewer, path)
 
 

@@ -3,9 +3,8 @@ draw held-out images (ground truth beside predictions) and the run's loss and mm
 curves into the work dir."""
 import argparse
 
-from mmengine.config import DictAction
-
 from sn2_det.apis.demo import TOY_CONFIG, run_demo
+from sn2_det.utils.config import ConfigOptionsAction
 
 
 def main(argv=None):
@@ -16,7 +15,7 @@ def main(argv=None):
                         help='draw predictions with at least this score (default 0.5)')
     parser.add_argument('--num-images', type=int, default=12,
                         help='held-out images in the picture (default 12)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction)
     args = parser.parse_args(argv)
     run_demo(args.config, args.work_dir, args.cfg_options, num_images=args.num_images,
              score_thr=args.score_thr)

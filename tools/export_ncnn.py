@@ -24,19 +24,20 @@ the mmAP to 0.1 point. Time the files with tools/arm_benchmark.py (docs/deploy.m
 import argparse
 import sys
 
-from sn2_det.deploy import (RTOL, ONNXMismatchError, check_detector, detector_from_config,
+from sn2_det.deploy import (RTOL, ExportMismatchError, check_detector, detector_from_config,
                             toy_pictures)
 from sn2_det.deploy.export_cli import (add_model_arguments, build_backbone, model_shape,
                                        print_detector_check)
 from sn2_det.deploy.ncnn_export import (NcnnConversionError, check_ncnn,
                                         export_backbone_ncnn, export_detector_ncnn)
+from sn2_det.utils.errors import SN2DetError
 
 
 def _detector(parser, args, shape):
     try:
         model = detector_from_config(args.detector, args.checkpoint)
         path = export_detector_ncnn(model, args.out, shape, args.fp16_weights)
-    except (ValueError, FileNotFoundError) as error:
+    except SN2DetError as error:
         parser.error(str(error))
     except NcnnConversionError as error:
         sys.exit(f'FAILED: {error}')
@@ -48,7 +49,7 @@ def _detector(parser, args, shape):
     try:
         result = check_detector(model, path, toy_pictures(shape, args.check_images),
                                 runtime='ncnn')
-    except ONNXMismatchError as error:
+    except ExportMismatchError as error:
         sys.exit(f'FAILED: {error}')
     print_detector_check(result, 'ncnn')
 
@@ -77,7 +78,7 @@ def main(argv=None):
     try:
         model = build_backbone(args)
         path = export_backbone_ncnn(model, args.out, shape, args.fp16_weights)
-    except (ValueError, FileNotFoundError) as error:
+    except SN2DetError as error:
         parser.error(str(error))
     except NcnnConversionError as error:
         sys.exit(f'FAILED: {error}')
@@ -85,7 +86,7 @@ def main(argv=None):
           f'{", fp16 weights" if args.fp16_weights else ""}')
     try:
         result = check_ncnn(model, path, rtol=args.rtol)
-    except ONNXMismatchError as error:
+    except ExportMismatchError as error:
         sys.exit(f'FAILED: {error}')
     print('max difference from PyTorch per output (ncnn; relative = over the output\'s '
           'largest magnitude):')

@@ -22,11 +22,12 @@ status 1 otherwise. Time the file with tools/arm_benchmark.py (docs/deploy.md).
 import argparse
 import sys
 
-from sn2_det.deploy import (ATOL, ONNXMismatchError, check_detector, check_onnx,
+from sn2_det.deploy import (ATOL, ExportMismatchError, check_detector, check_onnx,
                             detector_from_config, export_backbone, export_detector,
                             toy_pictures)
 from sn2_det.deploy.export_cli import (add_model_arguments, build_backbone, model_shape,
                                        print_detector_check)
+from sn2_det.utils.errors import SN2DetError
 
 
 def _detector(parser, args, shape):
@@ -35,7 +36,7 @@ def _detector(parser, args, shape):
     try:
         model = detector_from_config(args.detector, args.checkpoint)
         path = export_detector(model, args.out, shape)
-    except (ValueError, FileNotFoundError) as error:
+    except SN2DetError as error:
         parser.error(str(error))
     print(f'wrote {path}: input image 1x3x{shape[0]}x{shape[1]} (raw pixels), outputs '
           f'boxes, scores, labels')
@@ -45,7 +46,7 @@ def _detector(parser, args, shape):
               'then only compare mmAP (about 0 for both)')
     try:
         result = check_detector(model, path, toy_pictures(shape, args.check_images))
-    except ONNXMismatchError as error:
+    except ExportMismatchError as error:
         sys.exit(f'FAILED: {error}')
     print_detector_check(result, 'onnxruntime')
 
@@ -66,12 +67,12 @@ def main(argv=None):
     try:
         model = build_backbone(args)
         path = export_backbone(model, args.out, shape, args.batch)
-    except (ValueError, FileNotFoundError) as error:
+    except SN2DetError as error:
         parser.error(str(error))
     print(f'wrote {path}: input {args.batch}x3x{shape[0]}x{shape[1]}')
     try:
         diff = check_onnx(model, path, atol=args.atol)
-    except ONNXMismatchError as error:
+    except ExportMismatchError as error:
         sys.exit(f'FAILED: {error}')
     print(f'max abs difference from PyTorch (onnxruntime): {diff:.3g} <= {args.atol:g}')
 

@@ -12,7 +12,7 @@ are printed at the end.
 """
 import argparse
 
-from sn2_det.apis.inference import MediaError, infer_media
+from sn2_det.apis.inference import infer_media, shown_path
 
 
 def main(argv=None):
@@ -31,22 +31,19 @@ def main(argv=None):
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     import sn2_det  # noqa: F401  (registers the modules, safe checkpoint loading)
-    try:
-        result = infer_media(args.config, args.checkpoint, args.input, args.out,
-                             args.score_thr, args.device, args.max_frames,
-                             progress=not args.no_progress)
-    except (MediaError, FileNotFoundError) as err:
-        parser.exit(2, f'{parser.prog}: error: {err}\n')
+    result = infer_media(args.config, args.checkpoint, args.input, args.out,
+                         args.score_thr, args.device, args.max_frames,
+                         progress=not args.no_progress)
     outputs = result['outputs']
-    where = (f'{len(outputs)} pictures in {result["out"]}' if result['kind'] == 'folder'
-             else outputs[0])
+    where = (f'{len(outputs)} pictures in {shown_path(result["out"])}'
+             if result['kind'] == 'folder' else shown_path(outputs[0]))
     print(f'{result["frames"]} frame{"" if result["frames"] == 1 else "s"}, '
           f'{result["detections"]} detections with score >= {args.score_thr} -> {where}')
     print(f'frames per second: {result["model_fps"]:.1f} (model and pipeline), '
           f'{result["fps"]:.1f} (with decoding, drawing and writing), device {args.device}')
     if result['unreadable']:
         print(f'{len(result["unreadable"])} unreadable images skipped: '
-              + ', '.join(result['unreadable']))
+              + ', '.join(map(shown_path, result['unreadable'])))
 
 
 if __name__ == '__main__':

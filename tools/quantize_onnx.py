@@ -29,6 +29,7 @@ from sn2_det.deploy.arm_benchmark import compare
 from sn2_det.deploy.pictures import bundled_toy_dataset, folder_images, toy_split
 from sn2_det.deploy.quantization import (feeds_from_images, model_input,
                                          quantize_onnx)
+from sn2_det.utils.errors import SN2DetError
 
 
 def _print_fp32(result, limit=12):
@@ -124,6 +125,10 @@ def main(argv=None):
         parser.error(f'--count must be a positive int, got {args.count}')
     if args.ncnn and not args.evaluate:
         parser.error('--ncnn goes with --evaluate')
+    for flag, path in (('--out', args.out), ('--json', args.json)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error(f'{flag} {path}: the folder {os.path.dirname(os.path.abspath(path))} '
+                         f'does not exist')
     try:
         name, dims = model_input(args.model)
         folder = args.calibration or os.path.join(bundled_toy_dataset(args.data_root),
@@ -131,7 +136,7 @@ def main(argv=None):
         calibration = folder_images(folder, dims[2:], args.count)
         result = quantize_onnx(args.model, args.out,
                                feeds_from_images(args.model, calibration))
-    except (ValueError, FileNotFoundError) as error:
+    except SN2DetError as error:
         parser.error(str(error))
     print(f'wrote {args.out}: QDQ int8 (weights int8 per channel, activations uint8, '
           f'MinMax on {result["calibration_images"]} images of {folder})')

@@ -29,6 +29,7 @@ from ..apis.detector_checkpoint import PREDICTOR_LAYERS, load_detector_checkpoin
 from ..engine.inference_mode import deploy
 from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
+from ..utils.errors import ConfigError
 
 MODES = ('fp32', 'deploy', 'channels_last', 'fp16', 'compile', 'deploy_compile')
 CHANNELS_LAST_MODES = ('channels_last', 'deploy', 'deploy_compile')
@@ -90,7 +91,7 @@ def make_inputs(batch: int, shape: Sequence[int], device: str, mode: str = 'fp32
 def prepare_model(model, mode: str, device: str):
     check_choice('mode', mode, MODES)
     if mode == 'fp16' and not device.startswith('cuda'):
-        raise ValueError("mode 'fp16' needs a CUDA device")
+        raise ConfigError("mode 'fp16' needs a CUDA device")
     if mode in ('deploy', 'deploy_compile'):
         model = deploy(model)
     if mode == 'channels_last':

@@ -19,6 +19,7 @@ from mmengine.config import Config
 from ..models.backbones.table7 import classifier_cfg
 from .benchmark import build_detector
 from .complexity import backbone_complexity, count_params, detector_complexity
+from ..utils.errors import ConfigError
 
 PAPER = dict(Title='ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture '
                    'Design', URL='https://arxiv.org/abs/1807.11164')
@@ -56,7 +57,7 @@ def test_scale(cfg: Config) -> tuple:
         if step['type'] == 'Resize':
             width, height = step['scale']
             return int(height), int(width)
-    raise ValueError('the test pipeline has no Resize step to read the input size from')
+    raise ConfigError('the test pipeline has no Resize step to read the input size from')
 
 
 def backbone_name(backbone: dict) -> str:
@@ -89,8 +90,8 @@ def model_entry(root: str, collection: str, config: str,
     height, width = test_scale(cfg)
     data_root = cfg.train_dataloader.dataset.get('data_root', cfg.get('data_root'))
     if data_root not in TRAINING_DATA:
-        raise ValueError(f'{config}: unknown training data root {data_root!r} (known: '
-                         f'{", ".join(TRAINING_DATA)})')
+        raise ConfigError(f'{config}: unknown training data root {data_root!r} (known: '
+                          f'{", ".join(TRAINING_DATA)})')
     optimizer = cfg.optim_wrapper.optimizer.type
     return {
         'Name': osp.splitext(osp.basename(config))[0],

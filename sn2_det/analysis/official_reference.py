@@ -19,14 +19,15 @@ from ..engine.inference_mode import deploy
 from ..models.backbones import ShuffleNetV2
 from ..models.backbones.shufflenet_v2_weights import convert_shufflenet_v2
 from .benchmark import summarise, time_runs
+from ..utils.errors import MissingFileError
 
 
 def load_official_class(path: str):
     """``ShuffleNetV2`` from the authors' ``network.py`` in ``path``."""
     network = os.path.join(path, 'network.py')
     if not os.path.isfile(network):
-        raise FileNotFoundError(f'{network} not found: point --official at the '
-                                'ShuffleNetV2 folder of megvii-model/ShuffleNet-Series')
+        raise MissingFileError(f'{network} not found: point --official at the '
+                               'ShuffleNetV2 folder of megvii-model/ShuffleNet-Series')
     sys.path.insert(0, path)  # network.py imports its sibling blocks.py
     try:
         spec = importlib.util.spec_from_file_location('official_shufflenetv2', network)

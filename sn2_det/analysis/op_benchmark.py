@@ -26,6 +26,7 @@ from mmdet.models.layers import multiclass_nms
 from ..ops.nms import topk_batched_nms, topk_multiclass_nms
 from ..ops.ps_roi_align import _torchvision, ps_roi_align
 from .benchmark import summarise, time_interleaved
+from ..utils.errors import ConfigError
 
 CHANNELS, BINS, STRIDE, SAMPLING = 10, 7, 32, 2
 
@@ -77,7 +78,7 @@ def nms_inputs(pattern: str, rois: int, classes: int, generator: torch.Generator
                shape: Sequence[int] = (800, 1200), objects: int = 20):
     """Boxes (rois, 4) and softmax scores (rois, classes + 1), background last."""
     if pattern not in NMS_PATTERNS:
-        raise ValueError(f'pattern must be one of {NMS_PATTERNS}, got {pattern!r}')
+        raise ConfigError(f'pattern must be one of {NMS_PATTERNS}, got {pattern!r}')
     boxes = random_rois(1, shape, rois, generator)[:, 1:]
     logits = torch.zeros(rois, classes + 1)
     if pattern == 'random':

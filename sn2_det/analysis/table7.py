@@ -14,6 +14,7 @@ from ..models.backbones.table7 import TABLE7_BACKBONES, TABLE7_LEVELS
 from ..utils.validation import check_choice
 from .benchmark import compare
 from .paper import TABLE7 as PAPER
+from ..utils.errors import DataError, MissingFileError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'table7'
 LABELS = dict(xception='Xception', shufflenet_v1='ShuffleNet v1',
@@ -49,15 +50,24 @@ def measure_speeds(names: Sequence[str], levels: Sequence[int], batch: int = 4,
 
 
 def read_mmaps(result_files: Iterable[str]) -> Dict[Cell, float]:
-    """mmAP (%) per cell from ``tools/test.py --metrics-json`` files."""
+    """mmAP (%) per cell from ``tools/test.py --metrics-json`` files; a file that is
+    missing, not JSON or not the metrics of a configs/table7 cell is named."""
     mmaps = {}
     for path in result_files:
-        data = json.loads(Path(path).read_text())
-        cell = cell_of_config(data.get('config', ''))
-        if cell is None or 'coco/bbox_mAP' not in data.get('metrics', {}):
-            raise ValueError(f'{path}: not the metrics of a configs/table7 cell '
-                             '(expected keys config and metrics["coco/bbox_mAP"])')
-        mmaps[cell] = 100 * data['metrics']['coco/bbox_mAP']
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise MissingFileError(f'--results {path}: no such file') from None
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise DataError(f'--results {path}: not a JSON file of tools/test.py '
+                            f'--metrics-json ({err})') from err
+        metrics = data.get('metrics') if isinstance(data, dict) else None
+        cell = cell_of_config(data.get('config', '')) if isinstance(data, dict) else None
+        if cell is None or not isinstance(metrics, dict) \
+                or not isinstance(metrics.get('coco/bbox_mAP'), (int, float)):
+            raise DataError(f'{path}: not the metrics of a configs/table7 cell '
+                            '(expected keys config and metrics["coco/bbox_mAP"])')
+        mmaps[cell] = 100 * metrics['coco/bbox_mAP']
     return mmaps
 
 

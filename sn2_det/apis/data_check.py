@@ -8,6 +8,8 @@ The error names the config key and the path.
 import json
 import os.path as osp
 
+from ..utils.errors import DataError, MissingFileError
+
 COCO_KEYS = ('images', 'annotations', 'categories')
 # Parsing a very large annotation file twice costs time; above this size only its
 # first character is checked here (mmdet parses it right after).
@@ -22,17 +24,17 @@ def _check_coco_json(key: str, path: str) -> None:
         with open(path, 'rb') as f:
             head = f.read(64).lstrip()
         if not head.startswith(b'{'):
-            raise ValueError(f'{key}: {path} is not COCO JSON (no JSON object)')
+            raise DataError(f'{key}: {path} is not COCO JSON (no JSON object)')
         return
     try:
         with open(path) as f:
             data = json.load(f)
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f'{key}: {path} is not JSON ({err})') from err
+        raise DataError(f'{key}: {path} is not JSON ({err})') from err
     missing = [k for k in COCO_KEYS if not isinstance(data, dict) or k not in data]
     if missing:
-        raise ValueError(f'{key}: {path} is not COCO JSON: missing {", ".join(missing)} '
-                         f'(COCO needs {", ".join(COCO_KEYS)})')
+        raise DataError(f'{key}: {path} is not COCO JSON: missing {", ".join(missing)} '
+                        f'(COCO needs {", ".join(COCO_KEYS)})')
 
 
 def _check_dataset(key: str, dataset: dict) -> None:
@@ -41,12 +43,12 @@ def _check_dataset(key: str, dataset: dict) -> None:
         return
     root = dataset.get('data_root') or ''
     if root and not osp.isdir(root):
-        raise FileNotFoundError(f'{key}.data_root: {root} is not a directory')
+        raise MissingFileError(f'{key}.data_root: {root} is not a directory')
     ann = dataset.get('ann_file') or ''
     if ann:
         path = ann if osp.isabs(ann) else osp.join(root, ann)
         if not osp.isfile(path):
-            raise FileNotFoundError(f'{key}.ann_file: {path} does not exist')
+            raise MissingFileError(f'{key}.ann_file: {path} does not exist')
         # SeededDataset names the dataset it wraps in `dataset_type`
         if dataset.get('dataset_type', dataset.get('type')) in COCO_DATASETS:
             _check_coco_json(f'{key}.ann_file', path)
@@ -65,4 +67,4 @@ def check_data_paths(cfg, splits=('train', 'val', 'test')) -> None:
             if evaluator.get('type') in COCO_METRICS and ann:
                 key = f'{split}_evaluator' + (f'[{i}]' if isinstance(evaluators, list) else '')
                 if not osp.isfile(ann):
-                    raise FileNotFoundError(f'{key}.ann_file: {ann} does not exist')
+                    raise MissingFileError(f'{key}.ann_file: {ann} does not exist')

@@ -13,6 +13,7 @@ import numpy as np
 from ..datasets.toy_shapes import generate_toy_shapes
 from .inference import FrameDetector, load_detector, read_image
 from .runner import load_config, set_data_root, train
+from ..utils.errors import MissingFileError
 
 TOY_CONFIG = 'configs/toy/lighthead_sn2_toy.py'
 # Class colours of the pictures (matplotlib's tab10, readable on the toy backgrounds).
@@ -29,9 +30,9 @@ def read_scalars(work_dir: str) -> Dict[str, List[dict]]:
     files = [own] if osp.isfile(own) else sorted(
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not files:
-        raise FileNotFoundError(f'no {osp.join("<timestamp>", "vis_data", "scalars.json")} '
-                                f'under {work_dir}: is it the work dir of an mmengine run '
-                                f'with LocalVisBackend?')
+        raise MissingFileError(f'no {osp.join("<timestamp>", "vis_data", "scalars.json")} '
+                               f'under {work_dir}: is it the work dir of an mmengine run '
+                               f'with LocalVisBackend?')
     train_rows, val_rows = {}, {}
     for path in files:
         with open(path) as f:

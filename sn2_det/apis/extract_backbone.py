@@ -21,6 +21,7 @@ from mmdet.registry import MODELS
 from .. import models  # noqa: F401  (registers the backbones)
 from ..utils.checkpoint import (CheckpointError, check_state_dict_fits, safe_torch_load,
                                 stored_config, strip_prefix)
+from ..utils.errors import ConfigError
 
 PREFIX = 'backbone.'
 
@@ -57,7 +58,7 @@ def extract_backbone(src: str, dst: str, config: Optional[str] = None) -> dict:
                               f'classifier trained with configs/pretrain?')
     model_cfg = _training_model(checkpoint, src, config)
     if not isinstance(model_cfg.get('backbone'), dict):
-        raise ValueError(f'the config of {src} has no model.backbone')
+        raise ConfigError(f'the config of {src} has no model.backbone')
     backbone_cfg = model_cfg['backbone']
     backbone_cfg = backbone_cfg.to_dict() if hasattr(backbone_cfg, 'to_dict') \
         else dict(backbone_cfg)

@@ -3,8 +3,12 @@
 video, with a progress bar over frames and the frames per second.
 
 mmdet's ``inference_detector`` runs the model; the test pipeline is built once, its
-loading step replaced by mmdet's ``LoadImageFromNDArray`` (frames are decoded here,
-with opencv, so every kind of input takes the same path).
+loading step replaced by mmdet's ``LoadImageFromNDArray`` (frames are decoded here, so
+every kind of input takes the same path: images by the project's safe decoder, which
+refuses a truncated or corrupt file, videos and cameras by opencv). A file name that
+is not UTF-8 is read and written through Python; ``--out`` never writes over an input.
+The class names drawn are the checkpoint's (``meta['dataset_meta']``), or where it
+records none (a bare state dict), the config's test (else val) dataset's.
 """
 import os
 import os.path as osp
@@ -15,16 +19,13 @@ from typing import List, Optional, Union
 import cv2
 import numpy as np
 
+from ..utils.errors import MediaError, MissingFileError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 # Codecs that opencv-python-headless writes without extra libraries, by container.
 VIDEO_CODECS = {'.mp4': 'mp4v', '.avi': 'MJPG'}
 INPUT_KINDS = 'an image, a folder of images, a video file or a camera index such as 0'
-
-
-class MediaError(ValueError):
-    """An input that cannot be read, an output that cannot be written, or an option
-    out of its range."""
 
 
 def classify_input(source: Union[str, int]):
@@ -33,7 +34,7 @@ def classify_input(source: Union[str, int]):
     if isinstance(source, int) or str(source).isdigit():
         return 'camera', int(source)
     if not osp.exists(source):
-        raise FileNotFoundError(f'input {source} does not exist (give {INPUT_KINDS})')
+        raise MissingFileError(f'input {source} does not exist (give {INPUT_KINDS})')
     if osp.isdir(source):
         images = sorted(osp.join(source, name) for name in os.listdir(source)
                         if osp.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
@@ -51,15 +52,40 @@ def classify_input(source: Union[str, int]):
                      f'videos: {", ".join(VIDEO_EXTENSIONS)}')
 
 
+def shown_path(path: str) -> str:
+    """``path`` printable on any terminal: bytes of a file name that are not UTF-8
+    (kept by Python as surrogates) shown as ``\\xNN``."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def _opencv_path(path: str, what: str) -> str:
+    """``path`` for opencv, which takes only UTF-8 file names (others crash it)."""
+    try:
+        path.encode('utf-8')
+    except UnicodeEncodeError:
+        raise MediaError(f'{what} {shown_path(path)}: the file name is not valid UTF-8, '
+                         f'which opencv cannot open; rename the file') from None
+    return path
+
+
 def read_image(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise MediaError(f'cannot read image {path}: not a readable image '
-                         f'(empty, truncated, corrupt or of an unsupported format)')
-    return image
+    """A BGR uint8 image through the project's safe decoder
+    (:func:`sn2_det.datasets.transforms.decode_image`): an empty, truncated or
+    corrupt file is a MediaError naming it, never a partly decoded picture."""
+    from ..datasets.transforms import UnreadableImageError, decode_image
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+        return decode_image(data)
+    except (OSError, UnreadableImageError) as err:
+        reason = err if isinstance(err, UnreadableImageError) else \
+            (err.strerror or type(err).__name__)
+        raise MediaError(f'cannot read image {shown_path(path)}: {reason}') from err
 
 
 def open_capture(kind: str, source: Union[str, int]) -> cv2.VideoCapture:
+    if kind == 'video':
+        _opencv_path(source, 'cannot open video')
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         capture.release()
@@ -73,6 +99,7 @@ def open_capture(kind: str, source: Union[str, int]) -> cv2.VideoCapture:
 
 def open_writer(path: str, fps: float, width: int, height: int) -> cv2.VideoWriter:
     ext = check_video_out(path)
+    _opencv_path(path, 'cannot write video')
     codec = VIDEO_CODECS[ext]
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), fps, (width, height))
@@ -97,9 +124,39 @@ def check_image_out(path: str) -> None:
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, image):
-        raise MediaError(f'cannot write {path}')
+    """Encode with opencv, write with Python (any file name)."""
+    ok, data = cv2.imencode(osp.splitext(path)[1].lower() or '.png', image)
+    if not ok:
+        raise MediaError(f'cannot encode {shown_path(path)}')
+    try:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(data.tobytes())
+    except OSError as err:
+        raise MediaError(f'cannot write {shown_path(path)}: {err.strerror or err}') from err
+
+
+def _same_file(a: str, b: str) -> bool:
+    return osp.realpath(a) == osp.realpath(b) or (
+        osp.exists(a) and osp.exists(b) and osp.samefile(a, b))
+
+
+def check_out_spares_inputs(kind: str, items, out: str) -> None:
+    """Refuse an ``out`` that would write over an input: the input image or video
+    itself, or for a folder, an output path (``out``/name) that is one of the images
+    read (``out`` the input folder, or a link to it)."""
+    if kind in ('image', 'video') and _same_file(out, items):
+        raise MediaError(f'--out {shown_path(out)} is the input {shown_path(items)}: it '
+                         f'would be written over; give another file')
+    if kind == 'folder':
+        inputs = {osp.realpath(path) for path in items}
+        for path in items:
+            target = osp.join(out, osp.basename(path))
+            if osp.realpath(target) in inputs or _same_file(target, path):
+                raise MediaError(f'--out {shown_path(out)}: the picture of '
+                                 f'{shown_path(path)} would be written over the input '
+                                 f'{shown_path(target)}; give a folder outside the '
+                                 f'input folder')
 
 
 def draw_detections(image: np.ndarray, bboxes, labels, scores, classes,
@@ -128,10 +185,43 @@ def draw_detections(image: np.ndarray, bboxes, labels, scores, classes,
     return canvas
 
 
+def recorded_classes(checkpoint: str) -> Optional[tuple]:
+    """The class names a local checkpoint records in its ``meta`` (as mmdet reads
+    them: ``dataset_meta['classes']`` or ``CLASSES``), None when it records none."""
+    from ..utils.checkpoint import safe_torch_load
+    if not osp.isfile(osp.expanduser(checkpoint)):
+        return None
+    loaded = safe_torch_load(checkpoint)
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    dataset_meta = {str(k).lower(): v for k, v in (meta.get('dataset_meta') or {}).items()}
+    classes = dataset_meta.get('classes') or meta.get('CLASSES')
+    return tuple(classes) if classes else None
+
+
+def config_classes(cfg) -> Optional[tuple]:
+    """The classes of the config's test dataset, else its val dataset (a dataset's
+    ``metainfo.classes``, or its type's ``METAINFO``), None when it has neither."""
+    from .class_check import dataset_classes
+    for split in ('test', 'val'):
+        loader = cfg.get(f'{split}_dataloader')
+        dataset = loader.get('dataset') if isinstance(loader, dict) else None
+        for _, classes in dataset_classes(dataset, f'{split}_dataloader.dataset'):
+            return classes
+    return None
+
+
 def load_detector(config, checkpoint: str, device: str = 'cpu'):
-    """The detector of ``config`` with the weights of ``checkpoint``."""
+    """The detector of ``config`` with the weights of ``checkpoint``; its class names
+    from the checkpoint, or where it records none, from the config (mmdet's
+    ``init_detector`` would name them after COCO's)."""
     from .detector_checkpoint import init_checked_detector
-    return init_checked_detector(config, checkpoint, device=device)
+    model = init_checked_detector(config, checkpoint, device=device)
+    if checkpoint and recorded_classes(checkpoint) is None:
+        classes = config_classes(model.cfg)
+        if classes:
+            model.dataset_meta = dict(model.dataset_meta or {}, classes=classes)
+    return model
 
 
 class FrameDetector:
@@ -217,6 +307,7 @@ def infer_media(config, checkpoint: str, source: Union[str, int],
         raise MediaError(f'--max-frames must be at least 1 (got {max_frames})')
     if not 0 <= score_thr <= 1:
         raise MediaError(f'--score-thr must be between 0 and 1 (got {score_thr})')
+    check_out_spares_inputs(kind, items, out)
     capture = None
     if kind == 'image':
         check_image_out(out)
@@ -273,7 +364,7 @@ def _infer_folder(detector: FrameDetector, images: List[str], out_dir: str,
     bar.close()
     if not result['outputs']:
         raise MediaError(f'none of the {len(images)} images in the folder could be read '
-                         f'(first: {images[0]})')
+                         f'(first: {shown_path(images[0])})')
 
 
 def _infer_stream(detector: FrameDetector, capture: cv2.VideoCapture, name: str,

@@ -34,16 +34,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import HOOKS, MODELS
 
 from .. import models  # noqa: F401  (registers the backbones)
+from ..utils.errors import PretrainedWeightsError
 
 NORM_KEYS = ('mean', 'std', 'bgr_to_rgb')
 FROM_SCRATCH = ('model.backbone.init_cfg=None model.backbone.frozen_stages=-1 '
                 'model.backbone.norm_eval=False model.backbone.norm_cfg.requires_grad=True')
 CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                        'configs')
-
-
-class PretrainedWeightsError(ValueError):
-    """A run whose backbone weights and config disagree; raised before training."""
 
 
 def _frozen_parts(backbone) -> List[str]:

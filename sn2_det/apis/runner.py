@@ -12,7 +12,7 @@ import logging
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
@@ -20,18 +20,24 @@ from mmdet.registry import RUNNERS
 
 from ..engine.cpu_distributed import destroy_cpu_process_group, init_cpu_process_group
 from ..engine.resume import latest_loadable_checkpoint
-from ..utils.config import read_config
+from ..utils.config import ConfigOptionsAction, read_config
+from ..utils.errors import ConfigError, MissingFileError
 from .class_check import check_class_counts
 from .data_check import check_data_paths
-from .model_check import check_model_types
+from .model_check import check_model_config
 from .pretrained_check import check_pretrained_backbone
+from .run_check import check_run_settings
+
+
+# mmdet's DumpDetResults accepts these file names only
+PICKLE_SUFFIXES = ('.pkl', '.pickle')
 
 
 def add_common_args(parser) -> None:
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--data-root', help="replace the config's data_root everywhere")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override config keys, e.g. model.backbone.widen_factor=1.5')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher for distributed runs')
@@ -52,9 +58,9 @@ def set_data_root(cfg: Config, root: str) -> None:
     """Point every path under ``cfg.data_root`` at ``root`` instead."""
     old = cfg.get('data_root')
     if not old:
-        raise ValueError('the config has no data_root to replace')
+        raise ConfigError('the config has no data_root to replace')
     if not osp.isdir(root):
-        raise FileNotFoundError(f'--data-root {root} is not a directory')
+        raise MissingFileError(f'--data-root {root} is not a directory')
     new = root.rstrip('/') + '/' if old.endswith('/') else root.rstrip('/')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
                 'val_evaluator', 'test_evaluator'):
@@ -96,7 +102,8 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)
-    check_model_types(cfg)
+    check_model_config(cfg)
+    check_run_settings(cfg, training=True)
     check_class_counts(cfg)
     check_data_paths(cfg, ('train', 'val') if cfg.get('val_cfg') else ('train',))
     if resume == 'auto':
@@ -122,7 +129,12 @@ def train(cfg: Config, resume: Optional[str] = None, amp: bool = False,
 
 def test(cfg: Config, checkpoint: str, out: Optional[str] = None) -> dict:
     """Evaluate ``checkpoint``; returns the metrics (and dumps predictions to ``out``)."""
-    check_model_types(cfg)
+    if out and not out.endswith(PICKLE_SUFFIXES):
+        raise ConfigError(f"--out {out}: mmdet's DumpDetResults writes the raw predictions "
+                          f"as a pickle, so the file must end in .pkl (the metrics as JSON: "
+                          f"--metrics-json)")
+    check_model_config(cfg)
+    check_run_settings(cfg, training=False)
     check_class_counts(cfg, ('test',))
     check_data_paths(cfg, ('test',))
     cfg.load_from = checkpoint

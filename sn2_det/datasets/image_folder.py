@@ -29,6 +29,8 @@ from mmengine.structures import BaseDataElement
 
 from mmdet.registry import DATASETS, TRANSFORMS
 
+from ..utils.errors import DataError, MissingFileError
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff',
                   '.webp')
 
@@ -51,21 +53,21 @@ class ImageFolderDataset(BaseDataset):
     def __init__(self, data_root: str = '', data_prefix: dict = dict(img_path=''),
                  ann_file: str = '', **kwargs):
         if 'img_path' not in data_prefix:
-            raise ValueError(f"data_prefix must have the key 'img_path', got {data_prefix}")
+            raise DataError(f"data_prefix must have the key 'img_path', got {data_prefix}")
         super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=data_prefix,
                          **kwargs)
 
     def load_data_list(self) -> List[dict]:
         img_dir = self.data_prefix['img_path']
         if not osp.isdir(img_dir):
-            raise FileNotFoundError(f'image folder {img_dir} does not exist')
+            raise MissingFileError(f'image folder {img_dir} does not exist')
         if self.ann_file:
             samples = self._read_ann_file(img_dir)
         else:
             samples = self._scan_folders(img_dir)
         if not samples:
-            raise ValueError(f'no images found in {self.ann_file or img_dir} '
-                             f'(extensions {IMG_EXTENSIONS})')
+            raise DataError(f'no images found in {self.ann_file or img_dir} '
+                            f'(extensions {IMG_EXTENSIONS})')
         return [dict(img_path=path, gt_label=label) for path, label in samples]
 
     def _scan_folders(self, img_dir: str) -> list:
@@ -76,8 +78,8 @@ class ImageFolderDataset(BaseDataset):
         else:
             unknown = sorted(set(folders) - set(classes))
             if unknown:
-                raise ValueError(f'class folders {unknown} in {img_dir} are not in '
-                                 f'metainfo classes {tuple(classes)}')
+                raise DataError(f'class folders {unknown} in {img_dir} are not in '
+                                f'metainfo classes {tuple(classes)}')
         self._metainfo['classes'] = tuple(classes)
         samples = []
         for label, name in enumerate(classes):
@@ -97,13 +99,13 @@ class ImageFolderDataset(BaseDataset):
                 continue
             parts = line.strip().rsplit(maxsplit=1)
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                raise ValueError(f'{self.ann_file} line {number}: expected '
-                                 f"'relative/path label', got {line!r}")
+                raise DataError(f'{self.ann_file} line {number}: expected '
+                                f"'relative/path label', got {line!r}")
             label = int(parts[1])
             if label < 0 or (classes is not None and label >= len(classes)):
                 bound = f'< {len(classes)}' if classes is not None else '>= 0'
-                raise ValueError(f'{self.ann_file} line {number}: label {label} must be '
-                                 f'{bound}')
+                raise DataError(f'{self.ann_file} line {number}: label {label} must be '
+                                f'{bound}')
             samples.append((osp.join(img_dir, parts[0]), label))
         if classes is None and samples:
             self._metainfo['classes'] = tuple(
@@ -127,11 +129,11 @@ class ReadImage(BaseTransform):
         try:
             data = fileio.get(path, backend_args=self.backend_args)
         except FileNotFoundError as err:
-            raise FileNotFoundError(f'image {path} does not exist') from err
+            raise MissingFileError(f'image {path} does not exist') from err
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
-            raise ValueError(f'cannot decode image {path} ({len(data)} bytes): the file '
-                             f'is corrupt, truncated or not an image')
+            raise DataError(f'cannot decode image {path} ({len(data)} bytes): the file '
+                            f'is corrupt, truncated or not an image')
         results['img'] = img
         results['img_shape'] = results['ori_shape'] = img.shape[:2]
         return results
@@ -139,7 +141,7 @@ class ReadImage(BaseTransform):
 
 def _check_range(name: str, value: Sequence[float], low: float) -> tuple:
     if len(value) != 2 or not low < value[0] <= value[1]:
-        raise ValueError(f'{name} must be (min, max) with {low} < min <= max, got {value!r}')
+        raise DataError(f'{name} must be (min, max) with {low} < min <= max, got {value!r}')
     return tuple(float(v) for v in value)
 
 
@@ -155,12 +157,12 @@ class RandomResizedCrop(BaseTransform):
     def __init__(self, size: int, scale: Sequence[float] = (0.08, 1.0),
                  ratio: Sequence[float] = (3 / 4, 4 / 3)):
         if not isinstance(size, int) or size <= 0:
-            raise ValueError(f'size must be a positive int, got {size!r}')
+            raise DataError(f'size must be a positive int, got {size!r}')
         self.size = size
         self.scale = _check_range('scale', scale, 0)
         self.ratio = _check_range('ratio', ratio, 0)
         if self.scale[1] > 1:
-            raise ValueError(f'scale must lie in (0, 1], got {scale!r}')
+            raise DataError(f'scale must lie in (0, 1], got {scale!r}')
 
     def _box(self, h: int, w: int) -> tuple:
         log_ratio = np.log(self.ratio)
@@ -192,7 +194,7 @@ class ResizeShortSide(BaseTransform):
 
     def __init__(self, size: int):
         if not isinstance(size, int) or size <= 0:
-            raise ValueError(f'size must be a positive int, got {size!r}')
+            raise DataError(f'size must be a positive int, got {size!r}')
         self.size = size
 
     def transform(self, results: dict) -> dict:
@@ -222,7 +224,7 @@ class ColorJitter(BaseTransform):
                               saturation=saturation)
         for name, value in self.strengths.items():
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f'{name} must be a number in [0, 1), got {value!r}')
+                raise DataError(f'{name} must be a number in [0, 1), got {value!r}')
 
     def transform(self, results: dict) -> dict:
         img = results['img'].astype(np.float32)

@@ -7,7 +7,7 @@ graph with its NMS op, and its dense part), one writer per format (``onnx_export
 OpenVINO through ``arm_benchmark``, the torch-free file a board runs), ``comparison``
 (outputs and detections against PyTorch) and ``pictures`` (test images).
 """
-from .comparison import (ATOL, RTOL, ONNXMismatchError, check_detector, check_onnx,
+from .comparison import (ATOL, RTOL, ExportMismatchError, check_detector, check_onnx,
                          compare_detectors, detection_map, match_detections,
                          mmdet_detections, output_differences)
 from .detector_graph import DenseDetector, ExportableDetector, NonMaxSuppression
@@ -19,7 +19,7 @@ from .runners import run_detector, run_onnx_detector
 
 __all__ = ['ATOL', 'BACKBONES', 'CLASSIFICATION_SHAPE', 'DETECTION_SHAPE', 'RTOL',
            'DenseDetector', 'ExportableDetector', 'NonMaxSuppression',
-           'ONNXMismatchError', 'backbone_from_config', 'backbone_from_name',
+           'ExportMismatchError', 'backbone_from_config', 'backbone_from_name',
            'check_detector', 'check_onnx', 'compare_detectors', 'detection_map',
            'detector_from_config', 'export_backbone', 'export_detector',
            'match_detections', 'mmdet_detections', 'output_differences',

@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -61,6 +62,11 @@ DETECTOR_OUTPUTS = ('boxes', 'scores', 'labels')
 def _check_threads(threads):
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f'threads must be a positive int, got {threads!r}')
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _check_file(path):
@@ -83,8 +89,12 @@ class OnnxRuntimeModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = threads
         self.path, self.threads, self.version = path, threads, ort.__version__
-        self.session = ort.InferenceSession(path, sess_options=options,
-                                            providers=['CPUExecutionProvider'])
+        try:
+            self.session = ort.InferenceSession(path, sess_options=options,
+                                                providers=['CPUExecutionProvider'])
+        except Exception as error:  # onnxruntime's own exception types, one per cause
+            raise ValueError(f'{path} is not an ONNX model onnxruntime can load: '
+                             f'{_first_line(error)}') from error
         self.inputs = [(i.name, i.shape, i.type) for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.precision = dict(weights='as stored in the file (fp32, or int8 QDQ)',
@@ -115,7 +125,11 @@ class OpenVINOModel:
         _check_file(path)
         _check_threads(threads)
         core = _openvino_core()
-        model = core.read_model(path)
+        try:
+            model = core.read_model(path)
+        except Exception as error:  # OpenVINO raises RuntimeError for any bad file
+            raise ValueError(f'{path} is not a model OpenVINO can read: '
+                             f'{_first_line(error)}') from error
         config = {'INFERENCE_NUM_THREADS': threads, 'NUM_STREAMS': 1,
                   'PERFORMANCE_HINT': 'LATENCY',
                   'INFERENCE_PRECISION_HINT': 'f16' if fp16 else 'f32'}
@@ -670,6 +684,13 @@ def _print(result):
     print(f'  outputs of the last run: {result["outputs"]}')
 
 
+def _fail(message):
+    """A failed check as the sn2_det tools print it: one line, exit status 2 (this
+    file runs without sn2_det, so its checks raise ValueError / FileNotFoundError)."""
+    sys.stderr.write(f'error: {" ".join(str(message).split())}\n')
+    sys.exit(2)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -698,6 +719,9 @@ def main(argv=None):
         parser.error('give a MODEL or --compare SPEC..., not both')
     if args.compare and (args.runtime or args.fp16):
         parser.error('with --compare, put the runtime and :fp16 in each entry')
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        _fail(f'--json {args.json}: the folder '
+              f'{os.path.dirname(os.path.abspath(args.json))} does not exist')
     try:
         if args.compare:
             result = compare(args.compare, args.threads, args.batch, args.shape,
@@ -706,7 +730,7 @@ def main(argv=None):
             result = benchmark(args.model, args.threads, args.batch, args.shape,
                                args.warmup, args.runs, args.feed, args.runtime, args.fp16)
     except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+        _fail(error)
     for one in (result if args.compare else [result]):
         _print(one)
     if args.json:

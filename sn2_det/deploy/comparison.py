@@ -18,6 +18,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from . import runners
+from ..utils.errors import DataError, ExportMismatchError
 
 ATOL = 1e-4
 RTOL = 1e-3  # ncnn: max difference relative to the output's largest magnitude
@@ -25,10 +26,6 @@ BOX_RTOL = 1e-3
 SCORE_ATOL = ATOL
 MAP_ATOL = 1e-3  # 0.1 point of mmAP
 Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes, scores, labels
-
-
-class ONNXMismatchError(RuntimeError):
-    """An exported model's outputs differ from the PyTorch model's (any format)."""
 
 
 def _as_tuple(outputs) -> tuple:
@@ -49,17 +46,17 @@ def torch_outputs(model: nn.Module, x: np.ndarray) -> List[np.ndarray]:
 def output_differences(path: str, names: Sequence[str], expected: Sequence[np.ndarray],
                        got: Sequence[np.ndarray]) -> Dict[str, Dict[str, float]]:
     """Per output name: ``abs``, the max absolute difference, and ``rel``, that over
-    the largest magnitude of the expected output. Raises ONNXMismatchError when the
+    the largest magnitude of the expected output. Raises ExportMismatchError when the
     outputs differ in number or shape."""
     if len(got) != len(expected):
-        raise ONNXMismatchError(f'{path} has {len(got)} outputs {list(names)}, the '
-                                f'PyTorch model {len(expected)}')
+        raise ExportMismatchError(f'{path} has {len(got)} outputs {list(names)}, the '
+                                  f'PyTorch model {len(expected)}')
     diffs = {}
     for name, g, e in zip(names, got, expected):
         g = np.asarray(g)
         if g.shape != e.shape:
-            raise ONNXMismatchError(f'{path} output {name} has shape {g.shape}, '
-                                    f'PyTorch {e.shape}')
+            raise ExportMismatchError(f'{path} output {name} has shape {g.shape}, '
+                                      f'PyTorch {e.shape}')
         if not g.size:
             diffs[name] = dict(abs=0.0, rel=0.0)
             continue
@@ -79,24 +76,24 @@ def check_onnx(model: nn.Module, onnx_path: str, atol: float = ATOL, seed: int =
     """Max absolute difference between ``model`` and ``onnx_path`` run by onnxruntime.
 
     The input is standard-normal noise (``seed``) of the ONNX model's input shape.
-    Raises ONNXMismatchError when the outputs differ in number or shape, or when the
+    Raises ExportMismatchError when the outputs differ in number or shape, or when the
     difference exceeds ``atol`` (or is not finite).
     """
     loaded = runners.load(onnx_path, 'onnxruntime')
     if len(loaded.inputs) != 1:
-        raise ValueError(f'{onnx_path} has {len(loaded.inputs)} inputs; a backbone has one')
+        raise DataError(f'{onnx_path} has {len(loaded.inputs)} inputs; a backbone has one')
     shape = loaded.inputs[0][1]
     if not all(isinstance(d, int) for d in shape):
-        raise ValueError(f'{onnx_path} has dynamic input dims {shape}; export it with '
-                         f'a fixed size')
+        raise DataError(f'{onnx_path} has dynamic input dims {shape}; export it with '
+                        f'a fixed size')
     x = backbone_input(shape, seed)
     diffs = output_differences(onnx_path, loaded.output_names, torch_outputs(model, x),
                                loaded.run({loaded.inputs[0][0]: x}))
     worst_name, worst = worst_output(diffs, 'abs')
     if not worst <= atol:
-        raise ONNXMismatchError(f'{onnx_path} differs from the PyTorch model: max abs '
-                                f'difference {worst:.3g} (output {worst_name}) exceeds '
-                                f'{atol:g}')
+        raise ExportMismatchError(f'{onnx_path} differs from the PyTorch model: max abs '
+                                  f'difference {worst:.3g} (output {worst_name}) exceeds '
+                                  f'{atol:g}')
     return worst
 
 
@@ -189,7 +186,7 @@ def compare_detectors(expected: Sequence[Detections], got: Sequence[Detections],
     IoU at the threshold that rounding puts on either side), the COCO mmAP of both
     against ``truths`` agrees within ``map_atol``. Returns the figures (largest
     differences over the matching images, mmAPs, how many images differ); raises
-    :class:`ONNXMismatchError` when neither holds."""
+    :class:`ExportMismatchError` when neither holds."""
     results = [match_detections(e, g) for e, g in zip(expected, got)]
     same = [r for r in results if detections_match(r, box_rtol, score_atol)]
     summary = dict(images=len(results), differing=len(results) - len(same),
@@ -201,7 +198,7 @@ def compare_detectors(expected: Sequence[Detections], got: Sequence[Detections],
     if summary['differing'] and not abs(summary['map_expected'] - summary['map_got']) \
             <= map_atol:
         worst = max(results, key=lambda r: (r['unmatched'], r['box_rel']))
-        raise ONNXMismatchError(
+        raise ExportMismatchError(
             f'detections differ on {summary["differing"]} of {len(results)} images '
             f'(worst: {worst["got"]} detections for {worst["expected"]}, '
             f'{worst["unmatched"]} without a partner, box difference '

@@ -44,6 +44,7 @@ from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
 
 from ..models.detectors import LightHeadRCNN
 from .models import check_shape
+from ..utils.errors import ConfigError
 
 OUTPUT_NAMES = ('boxes', 'scores', 'labels')
 # split_thr only makes mmcv run big NMS jobs class by class: the same boxes survive
@@ -113,29 +114,29 @@ def _ranks(scores: torch.Tensor) -> torch.Tensor:
 def _check_keys(where: str, cfg: dict, allowed: Sequence[str]) -> None:
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:
-        raise ValueError(f'{where} has {unknown}, which the ONNX export does not '
-                         f'implement; supported keys: {list(allowed)}')
+        raise ConfigError(f'{where} has {unknown}, which the ONNX export does not '
+                          f'implement; supported keys: {list(allowed)}')
 
 
 def _test_cfg(detector: nn.Module, stage: str, allowed: Sequence[str],
               required: Sequence[str]) -> dict:
     cfg = (detector.test_cfg or {}).get(stage)
     if cfg is None:
-        raise ValueError(f'the detector has no test_cfg.{stage} to export')
+        raise ConfigError(f'the detector has no test_cfg.{stage} to export')
     _check_keys(f'test_cfg.{stage}', cfg, allowed)
     missing = [key for key in required if key not in cfg]
     if missing:
-        raise ValueError(f'test_cfg.{stage} lacks {missing}, which the ONNX export needs')
+        raise ConfigError(f'test_cfg.{stage} lacks {missing}, which the ONNX export needs')
     return cfg
 
 
 def _nms_iou(where: str, nms_cfg: dict) -> float:
     _check_keys(where, nms_cfg, NMS_KEYS)
     if nms_cfg.get('type', 'nms') != 'nms':
-        raise ValueError(f"{where}.type must be 'nms' for the ONNX export, got "
-                         f'{nms_cfg["type"]!r}')
+        raise ConfigError(f"{where}.type must be 'nms' for the ONNX export, got "
+                          f'{nms_cfg["type"]!r}')
     if 'iou_threshold' not in nms_cfg:
-        raise ValueError(f'{where} lacks iou_threshold, which the ONNX export needs')
+        raise ConfigError(f'{where} lacks iou_threshold, which the ONNX export needs')
     return float(nms_cfg['iou_threshold'])
 
 
@@ -154,13 +155,13 @@ class ExportableDetector(nn.Module):
     def __init__(self, detector: nn.Module, shape: Sequence[int]):
         super().__init__()
         if not isinstance(detector, LightHeadRCNN):
-            raise ValueError(f'the ONNX detector export handles LightHeadRCNN, got '
-                             f'{type(detector).__name__}')
+            raise ConfigError(f'the ONNX detector export handles LightHeadRCNN, got '
+                              f'{type(detector).__name__}')
         self.detector = detector.eval()
         self.img_shape = check_shape(shape)
         pre = detector.data_preprocessor
         if getattr(pre, 'batch_augments', None):
-            raise ValueError('data_preprocessor.batch_augments are not exported')
+            raise ConfigError('data_preprocessor.batch_augments are not exported')
         self.flip = bool(pre._channel_conversion)
         self.normalize = bool(pre._enable_normalize)
         if self.normalize:
@@ -182,23 +183,23 @@ class ExportableDetector(nn.Module):
         for key, value in (('test_cfg.rpn.max_per_img', self.rpn_max),
                            ('test_cfg.rcnn.max_per_img', self.rcnn_max)):
             if value < 1:
-                raise ValueError(f'{key} must be a positive int for the ONNX export, '
-                                 f'got {value}')
+                raise ConfigError(f'{key} must be a positive int for the ONNX export, '
+                                  f'got {value}')
         bbox_head = detector.roi_head.bbox_head
         for name, coder in (('rpn_head', detector.rpn_head.bbox_coder),
                             ('roi_head.bbox_head', bbox_head.bbox_coder)):
             if type(coder) is not DeltaXYWHBBoxCoder or coder.use_box_type:
-                raise ValueError(f'{name}.bbox_coder must be DeltaXYWHBBoxCoder (no box '
-                                 f'type) for the ONNX export')
+                raise ConfigError(f'{name}.bbox_coder must be DeltaXYWHBBoxCoder (no box '
+                                  f'type) for the ONNX export')
         if bbox_head.custom_cls_channels or not bbox_head.with_reg:
-            raise ValueError('roi_head.bbox_head needs softmax classification and box '
-                             'regression for the ONNX export')
+            raise ConfigError('roi_head.bbox_head needs softmax classification and box '
+                              'regression for the ONNX export')
 
         with torch.no_grad():
             rpn_x, _ = detector._split(self._preprocess(torch.zeros(1, 3, h, w)))
         if len(rpn_x) != 1 or detector.rpn_head.prior_generator.num_levels != 1:
-            raise ValueError('the ONNX export handles an RPN on one feature level, got '
-                             f'{len(rpn_x)}')
+            raise ConfigError('the ONNX export handles an RPN on one feature level, got '
+                              f'{len(rpn_x)}')
         anchors = detector.rpn_head.prior_generator.grid_priors(
             [rpn_x[0].shape[-2:]], device='cpu')[0]
         self.register_buffer('anchors', anchors)
@@ -297,8 +298,8 @@ class DenseDetector(nn.Module):
         self.graph = ExportableDetector(detector, shape)
         self.detector = self.graph.detector
         if not self.detector.rpn_head.use_sigmoid_cls:
-            raise ValueError('rpn_head.loss_cls.use_sigmoid must be True for the ncnn '
-                             'detector (one logit per anchor)')
+            raise ConfigError('rpn_head.loss_cls.use_sigmoid must be True for the ncnn '
+                              'detector (one logit per anchor)')
         weight = torch.eye(3)
         bias = torch.zeros(3)
         if self.graph.flip:

@@ -16,6 +16,7 @@ from mmengine.logging import MMLogger
 from ..apis.detector_checkpoint import load_detector_checkpoint
 from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.validation import check_choice
+from ..utils.errors import ConfigError, MissingFileError
 
 CLASSIFICATION_SHAPE = (224, 224)
 DETECTION_SHAPE = (800, 1200)
@@ -49,7 +50,7 @@ def backbone_from_config(config: str) -> nn.Module:
     cfg = read_config(config)
     backbone = cfg.get('model', {}).get('backbone')
     if not backbone:
-        raise ValueError(f'config {config} has no model.backbone to export')
+        raise ConfigError(f'config {config} has no model.backbone to export')
     return _build(backbone.to_dict() if hasattr(backbone, 'to_dict') else dict(backbone))
 
 
@@ -67,7 +68,7 @@ def check_shape(shape: Sequence[int]) -> Tuple[int, int]:
     """An export's input size: two positive ints (H, W), as a tuple."""
     if (not isinstance(shape, (tuple, list)) or len(shape) != 2
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
-        raise ValueError(f'shape must be two positive ints (H, W), got {shape!r}')
+        raise ConfigError(f'shape must be two positive ints (H, W), got {shape!r}')
     return tuple(shape)
 
 
@@ -75,7 +76,7 @@ def load_weights(model: nn.Module, checkpoint: str, config: Optional[str] = None
     """Load ``checkpoint`` into ``model`` strictly (every key, every shape; a detector's
     misfit names ``config``, see :mod:`sn2_det.apis.detector_checkpoint`)."""
     if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+        raise MissingFileError(f'checkpoint file not found: {checkpoint}')
     load_detector_checkpoint(model, checkpoint, config, purpose='evaluate')
 
 
@@ -90,7 +91,7 @@ def detector_from_config(config: str, checkpoint: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if not cfg.get('model'):
-        raise ValueError(f'config {config} has no model to export')
+        raise ConfigError(f'config {config} has no model to export')
     init = cfg.model.backbone.get('init_cfg')
     if isinstance(init, dict) and init.get('type') == 'Pretrained':
         cfg.model.backbone.init_cfg = None

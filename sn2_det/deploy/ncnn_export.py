@@ -30,16 +30,13 @@ import torch.nn as nn
 
 from . import runners
 from .arm_benchmark import post_path, read_ncnn_param
-from .comparison import (RTOL, ONNXMismatchError, backbone_input, output_differences,
+from .comparison import (RTOL, backbone_input, output_differences,
                          torch_outputs, worst_output)
 from .detector_graph import DenseDetector, WH_RATIO_CLIP
 from .models import CLASSIFICATION_SHAPE
 from .onnx_export import backbone_example, export_graph
 from .pictures import toy_pictures
-
-
-class NcnnConversionError(RuntimeError):
-    """pnnx failed, or wrote layers that ncnn does not have."""
+from ..utils.errors import ConfigError, ExportMismatchError, NcnnConversionError
 
 
 def _pnnx():
@@ -65,7 +62,7 @@ def convert_onnx(onnx_path: str, param: str, input_shape: Sequence[int],
     NcnnConversionError naming the layers ncnn does not have."""
     executable = _pnnx()
     if not param.endswith('.param'):
-        raise ValueError(f'the ncnn file must end in .param, got {param}')
+        raise ConfigError(f'the ncnn file must end in .param, got {param}')
     param = os.path.abspath(param)
     os.makedirs(os.path.dirname(param), exist_ok=True)
     shape = ','.join(str(int(d)) for d in input_shape)
@@ -135,7 +132,7 @@ def check_ncnn(model: nn.Module, param: str, rtol: float = RTOL, seed: int = 0,
     extracted) on standard-normal noise of the .param's input shape, with ncnn's
     fp16 options off (``fp32``) and on (``fp16``): per output ``abs`` and ``rel``
     (:func:`~sn2_det.deploy.comparison.output_differences`). Raises
-    ONNXMismatchError when the fp32 run's relative difference exceeds ``rtol``."""
+    ExportMismatchError when the fp32 run's relative difference exceeds ``rtol``."""
     nets = {label: runners.load(param, 'ncnn', threads, fp16)
             for label, fp16 in (('fp32', False), ('fp16', True))}
     x = backbone_input(nets['fp32'].inputs[0][1], seed)
@@ -145,9 +142,9 @@ def check_ncnn(model: nn.Module, param: str, rtol: float = RTOL, seed: int = 0,
               for label, net in nets.items()}
     name, worst = worst_output(result['fp32'], 'rel')
     if not worst <= rtol:
-        raise ONNXMismatchError(f'{param} differs from the PyTorch model with ncnn\'s '
-                                f'fp16 options off: max difference {worst:.3g} relative '
-                                f'(output {name}) exceeds {rtol:g}')
+        raise ExportMismatchError(f'{param} differs from the PyTorch model with ncnn\'s '
+                                  f'fp16 options off: max difference {worst:.3g} relative '
+                                  f'(output {name}) exceeds {rtol:g}')
     return result
 
 
@@ -164,26 +161,26 @@ def post_parameters(dense: DenseDetector) -> Dict[str, np.ndarray]:
     extractor, head = roi_head.bbox_roi_extractor, roi_head.bbox_head
     kind = (type(extractor).__name__, getattr(extractor, 'mode', None))
     if kind[0] != SUPPORTED_EXTRACTOR[0]:
-        raise ValueError(f'roi_head.bbox_roi_extractor.type {kind[0]!r} is not supported '
-                         f'by the ncnn detector; supported: {SUPPORTED_EXTRACTOR[0]!r}')
+        raise ConfigError(f'roi_head.bbox_roi_extractor.type {kind[0]!r} is not supported '
+                          f'by the ncnn detector; supported: {SUPPORTED_EXTRACTOR[0]!r}')
     if kind[1] != SUPPORTED_EXTRACTOR[1]:
-        raise ValueError(f'roi_head.bbox_roi_extractor.mode {kind[1]!r} is not supported '
-                         f'by the ncnn detector; supported: {SUPPORTED_EXTRACTOR[1]!r}')
+        raise ConfigError(f'roi_head.bbox_roi_extractor.mode {kind[1]!r} is not supported '
+                          f'by the ncnn detector; supported: {SUPPORTED_EXTRACTOR[1]!r}')
     if getattr(roi_head, 'with_shared_head', False):
-        raise ValueError('roi_head.shared_head is not supported by the ncnn detector')
+        raise ConfigError('roi_head.shared_head is not supported by the ncnn detector')
     for key in ('num_shared_convs', 'num_cls_convs', 'num_cls_fcs', 'num_reg_convs',
                 'num_reg_fcs'):
         if getattr(head, key, 0):
-            raise ValueError(f'roi_head.bbox_head.{key} must be 0 for the ncnn detector '
-                             f'(it runs shared FC layers only), got {getattr(head, key)}')
+            raise ConfigError(f'roi_head.bbox_head.{key} must be 0 for the ncnn detector '
+                              f'(it runs shared FC layers only), got {getattr(head, key)}')
     if getattr(head, 'with_avg_pool', False):
-        raise ValueError('roi_head.bbox_head.with_avg_pool is not supported by the ncnn '
-                         'detector')
+        raise ConfigError('roi_head.bbox_head.with_avg_pool is not supported by the ncnn '
+                          'detector')
     for name, coder in (('rpn_head', detector.rpn_head.bbox_coder),
                         ('roi_head.bbox_head', head.bbox_coder)):
         if coder.add_ctr_clamp:
-            raise ValueError(f'{name}.bbox_coder.add_ctr_clamp is not supported by the '
-                             f'ncnn detector')
+            raise ConfigError(f'{name}.bbox_coder.add_ctr_clamp is not supported by the '
+                              f'ncnn detector')
     f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
     params = dict(
         anchors=f32(graph.anchors), img_shape=np.asarray(graph.img_shape, np.int64),

@@ -24,6 +24,7 @@ from .comparison import _as_tuple
 from .detector_graph import OUTPUT_NAMES, ExportableDetector
 from .models import CLASSIFICATION_SHAPE, check_shape
 from .pictures import toy_pictures
+from ..utils.errors import ConfigError
 
 OPSET = 17
 
@@ -31,7 +32,7 @@ OPSET = 17
 def _check_size(shape: Sequence[int], batch: int) -> Tuple[int, int]:
     shape = check_shape(shape)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f'batch must be a positive int, got {batch!r}')
+        raise ConfigError(f'batch must be a positive int, got {batch!r}')
     return shape
 
 

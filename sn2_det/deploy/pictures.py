@@ -10,6 +10,7 @@ import numpy as np
 
 from ..datasets.toy_shapes import draw_image, generate_toy_shapes
 from .models import check_shape
+from ..utils.errors import DataError, MissingFileError
 
 
 def toy_pictures(shape: Sequence[int], count: int = 2, seed: int = 0):
@@ -50,7 +51,7 @@ def toy_split(root: str, split: str = 'val'):
         path = os.path.join(root, split, image['file_name'])
         pixels = cv2.imread(path, cv2.IMREAD_COLOR)
         if pixels is None:
-            raise FileNotFoundError(f'cannot read image {path}')
+            raise MissingFileError(f'cannot read image {path}')
         boxes, labels = truths[image['id']]
         pictures.append((pixels.transpose(2, 0, 1).astype(np.float32),
                          np.array(boxes, np.float32).reshape(-1, 4), np.array(labels)))
@@ -65,15 +66,15 @@ def folder_images(folder: str, shape: Sequence[int], count: int):
     resized to ``shape`` (H, W): (3, H, W) float32 BGR 0..255 each."""
     h, w = check_shape(shape)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f'image folder not found: {folder}')
+        raise MissingFileError(f'image folder not found: {folder}')
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
     if not names:
-        raise ValueError(f'{folder} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
+        raise DataError(f'{folder} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
     images = []
     for name in names[:count]:
         pixels = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
         if pixels is None:
-            raise ValueError(f'cannot read image {os.path.join(folder, name)}')
+            raise DataError(f'cannot read image {os.path.join(folder, name)}')
         if pixels.shape[:2] != (h, w):
             pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_LINEAR)
         images.append(pixels.transpose(2, 0, 1).astype(np.float32))

@@ -18,6 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ..utils.errors import DataError, MissingFileError
+
 # DetDataPreprocessor of configs/_base_/lighthead_rcnn_coco.py (RGB order)
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
@@ -32,13 +34,21 @@ def _quantization():
 def model_input(path: str) -> Tuple[str, List[int]]:
     """The one input of an ONNX file: name and fixed dims."""
     import onnxruntime as ort
-    inputs = ort.InferenceSession(path, providers=['CPUExecutionProvider']).get_inputs()
+    if not os.path.isfile(path):
+        raise MissingFileError(f'ONNX file not found: {path}')
+    try:
+        session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    except Exception as err:  # onnxruntime's own exception types, one per cause
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f'{path} is not an ONNX model onnxruntime can load: {reason}') \
+            from err
+    inputs = session.get_inputs()
     if len(inputs) != 1:
-        raise ValueError(f'{path} has {len(inputs)} inputs; quantisation here handles one')
+        raise DataError(f'{path} has {len(inputs)} inputs; quantisation here handles one')
     dims = inputs[0].shape
     if not all(isinstance(d, int) and d > 0 for d in dims) or len(dims) != 4:
-        raise ValueError(f'{path} has input {inputs[0].name} of shape {dims}; a fixed '
-                         f'(1, 3, H, W) is needed')
+        raise DataError(f'{path} has input {inputs[0].name} of shape {dims}; a fixed '
+                        f'(1, 3, H, W) is needed')
     return inputs[0].name, dims
 
 
@@ -51,8 +61,8 @@ def feeds_from_images(path: str, images: Sequence[np.ndarray], mean=MEAN, std=ST
     feeds = []
     for image in images:
         if tuple(image.shape) != tuple(dims[1:]):
-            raise ValueError(f'calibration image of shape {image.shape}, the model '
-                             f'takes {dims[1:]}')
+            raise DataError(f'calibration image of shape {image.shape}, the model '
+                            f'takes {dims[1:]}')
         x = np.asarray(image, np.float32)
         if name != 'image':
             if bgr_to_rgb:
@@ -89,7 +99,7 @@ def quantize_onnx(path: str, out: str, feeds: Sequence[Dict[str, np.ndarray]],
     activations, MinMax calibration on ``feeds``). Returns ``out``, the calibration
     count and the fp32 nodes (:func:`fp32_nodes`) with their count per op type."""
     if not feeds:
-        raise ValueError('quantisation needs at least one calibration feed')
+        raise DataError('quantisation needs at least one calibration feed')
     q = _quantization()
     reader = type('CalibrationReader', (_Reader, q.CalibrationDataReader), {})(feeds)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

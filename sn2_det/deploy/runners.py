@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import arm_benchmark as board
+from ..utils.errors import DataError
 
 
 def load(path: str, runtime: Optional[str] = None, threads: int = 1, fp16: bool = False):
@@ -18,7 +19,7 @@ def load(path: str, runtime: Optional[str] = None, threads: int = 1, fp16: bool 
 def run_outputs(model, x: np.ndarray) -> List[np.ndarray]:
     """Every output of a one-input ``model`` (from :func:`load`) for ``x``."""
     if len(model.inputs) != 1:
-        raise ValueError(f'{model.path} has {len(model.inputs)} inputs; expected one')
+        raise DataError(f'{model.path} has {len(model.inputs)} inputs; expected one')
     return model.run({model.inputs[0][0]: np.ascontiguousarray(x, np.float32)})
 
 

@@ -29,6 +29,8 @@ import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
+from ..utils.errors import LaunchError
+
 DEFAULT_TIMEOUT_S = 1800
 
 
@@ -44,8 +46,8 @@ def slurm_environment(environ=os.environ) -> dict:
     missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
                if k not in environ]
     if missing:
-        raise RuntimeError(f'--launcher slurm runs under srun (tools/slurm_train.sh); '
-                           f'{", ".join(missing)} not set')
+        raise LaunchError(f'--launcher slurm runs under srun (tools/slurm_train.sh); '
+                          f'{", ".join(missing)} not set')
     addr = environ.get('MASTER_ADDR')
     if not addr:
         hosts = subprocess.run(['scontrol', 'show', 'hostnames', environ['SLURM_NODELIST']],

@@ -6,6 +6,8 @@ from mmengine.evaluator import BaseMetric
 
 from mmdet.registry import METRICS
 
+from ..utils.errors import ConfigError
+
 
 @METRICS.register_module()
 class TopKAccuracy(BaseMetric):
@@ -26,7 +28,7 @@ class TopKAccuracy(BaseMetric):
         topk = (topk,) if isinstance(topk, int) else tuple(topk)
         if not topk or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
                            for k in topk):
-            raise ValueError(f'topk must be positive ints, got {topk!r}')
+            raise ConfigError(f'topk must be positive ints, got {topk!r}')
         self.topk = topk
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -34,8 +36,8 @@ class TopKAccuracy(BaseMetric):
         for sample in data_samples:
             score = sample['pred_score']
             if maxk > score.numel():
-                raise ValueError(f'topk {self.topk} asks for top-{maxk} of '
-                                 f'{score.numel()} classes; use k <= {score.numel()}')
+                raise ConfigError(f'topk {self.topk} asks for top-{maxk} of '
+                                  f'{score.numel()} classes; use k <= {score.numel()}')
             top = score.topk(maxk).indices.cpu()
             label = int(sample['gt_label'])
             self.results.append([bool(label in top[:k]) for k in self.topk])

@@ -38,7 +38,7 @@ from mmdet.evaluation import CocoMetric
 from mmdet.registry import METRICS
 
 from ..datasets.checked_coco import kept_annotations_coco
-from ..utils.errors import EvaluatorMismatchError, UnreadableImagesError
+from ..utils.errors import EvaluatorMismatchError, UnreadableDataError
 
 # Paths named in the log line.
 NAMED_PATHS = 5
@@ -109,9 +109,8 @@ class CheckedCocoMetric(CocoMetric):
                 f'{len(unreadable)} of {len(results)} images could not be read and are '
                 f'left out of the COCO evaluation: {", ".join(map(str, paths))}{more}')
         if not readable:
-            raise UnreadableImagesError(
-                f'none of the {len(results)} images could be read; there is nothing to '
-                f'evaluate (see the warnings naming the files)')
+            raise UnreadableDataError(f'none of the {len(results)} images could be read; there '
+                                      f'is nothing to evaluate (see the warnings naming the files)')
         if self._coco_api is not None:
             skip = {gt['img_id'] for gt in unreadable}
             self.img_ids = [i for i in self._coco_api.get_img_ids() if i not in skip]

@@ -26,6 +26,8 @@ from typing import Tuple, Union
 
 import torch
 
+from ..utils.errors import ConfigError
+
 Size = Union[int, Tuple[int, int]]
 IMPLS = ('auto', 'torch', 'gather', 'torchvision')
 REDUCTIONS = ('avg', 'max')
@@ -35,21 +37,21 @@ _torchvision_ops = None
 def _pair(output_size: Size) -> Tuple[int, int]:
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
-        raise ValueError(f'output_size must be a positive int or a pair of them, '
-                         f'got {output_size!r}')
+        raise ConfigError(f'output_size must be a positive int or a pair of them, '
+                          f'got {output_size!r}')
     return size
 
 
 def _check(input: torch.Tensor, rois: torch.Tensor, output_size: Size):
     kh, kw = _pair(output_size)
     if input.dim() != 4:
-        raise ValueError(f'input must be (N, C*kh*kw, H, W), got shape {tuple(input.shape)}')
+        raise ConfigError(f'input must be (N, C*kh*kw, H, W), got shape {tuple(input.shape)}')
     if input.shape[1] % (kh * kw):
-        raise ValueError(f'input channels ({input.shape[1]}) must be divisible by '
-                         f'output_size[0] * output_size[1] = {kh * kw}')
+        raise ConfigError(f'input channels ({input.shape[1]}) must be divisible by '
+                          f'output_size[0] * output_size[1] = {kh * kw}')
     if rois.dim() != 2 or rois.shape[1] != 5:
-        raise ValueError(f'rois must be (K, 5) rows of (batch index, x1, y1, x2, y2), '
-                         f'got shape {tuple(rois.shape)}')
+        raise ConfigError(f'rois must be (K, 5) rows of (batch index, x1, y1, x2, y2), '
+                          f'got shape {tuple(rois.shape)}')
     return kh, kw
 
 
@@ -68,14 +70,14 @@ def _torchvision():
 
 def _use_torchvision(impl: str, input: torch.Tensor, torchvision_defined: bool) -> bool:
     if impl not in IMPLS:
-        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+        raise ConfigError(f'impl must be one of {IMPLS}, got {impl!r}')
     if impl in ('torch', 'gather') or torch.onnx.is_in_onnx_export() \
             or torch.jit.is_tracing():
         return False
     if impl == 'torchvision':
         if not torchvision_defined:
-            raise ValueError("impl='torchvision' computes reduction='avg' with "
-                             "aligned=True only; use impl 'auto', 'torch' or 'gather'")
+            raise ConfigError("impl='torchvision' computes reduction='avg' with "
+                              "aligned=True only; use impl 'auto', 'torch' or 'gather'")
         if _torchvision() is None:
             raise RuntimeError('impl="torchvision" needs torchvision, which does not '
                                'import here')
@@ -86,13 +88,13 @@ def _use_torchvision(impl: str, input: torch.Tensor, torchvision_defined: bool) 
 def check_reduction(reduction: str, aligned: bool, sampling_ratio: int) -> None:
     """``reduction`` and ``aligned`` valid, and a fixed ``sampling_ratio`` for 'max'."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        raise ConfigError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
     if not isinstance(aligned, bool):
-        raise ValueError(f'aligned must be True or False, got {aligned!r}')
+        raise ConfigError(f'aligned must be True or False, got {aligned!r}')
     if reduction == 'max' and (isinstance(sampling_ratio, bool)
                                or not isinstance(sampling_ratio, int) or sampling_ratio < 1):
-        raise ValueError(f"reduction='max' needs a fixed sampling_ratio >= 1 (the "
-                         f"authors' kernel: 2), got {sampling_ratio!r}")
+        raise ConfigError(f"reduction='max' needs a fixed sampling_ratio >= 1 (the "
+                          f"authors' kernel: 2), got {sampling_ratio!r}")
 
 
 def ps_roi_align(input: torch.Tensor, rois: torch.Tensor, output_size: Size,

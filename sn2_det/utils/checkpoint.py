@@ -21,7 +21,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .errors import SN2DetError
+from .errors import MissingFileError, SN2DetError
 
 
 class CheckpointError(SN2DetError, ValueError):
@@ -92,7 +92,7 @@ def safe_torch_load(filename: str, map_location='cpu'):
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+        raise MissingFileError(f'checkpoint {filename} does not exist')
     try:
         with torch.serialization.safe_globals(_mmengine_checkpoint_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)

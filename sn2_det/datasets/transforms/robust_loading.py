@@ -31,7 +31,7 @@ What happens then is ``on_unreadable``:
 - ``'skip'`` (training): the same warning, then ``None``: mmengine's ``BaseDataset``
   fetches another random sample (outside test mode). Once at least ``min_attempts``
   images have been loaded, a share of unreadable loads above
-  ``max_unreadable_share`` stops the run with an ``UnreadableImagesError`` naming
+  ``max_unreadable_share`` stops the run with an ``UnreadableDataError`` naming
   both;
 - ``'raise'``: an ``UnreadableImageError`` naming the file and the reason.
 
@@ -57,17 +57,13 @@ from mmengine.logging import print_log
 
 from mmdet.registry import TRANSFORMS
 
-from ...utils.errors import ConfigError, SN2DetError, UnreadableImagesError
+from ...utils.errors import ConfigError, UnreadableDataError, UnreadableImageError
 from ...utils.validation import check_bool, check_choice
 
 ON_UNREADABLE = ('placeholder', 'skip', 'raise')
 # The file backend that applies decode_image's checks for mmcv's LoadImageFromFile
 # (sn2_det.datasets.checked_image_backend); LoadImageSafely applies them itself.
 CHECKED_IMAGE_BACKEND = 'checked_image'
-
-
-class UnreadableImageError(SN2DetError, OSError):
-    """An image file that cannot be read or decoded."""
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
@@ -170,7 +166,7 @@ class LoadImageSafely(LoadImageFromFile):
                 or not isinstance(max_unreadable_share, (int, float))
                 or not 0 <= max_unreadable_share <= 1):
             raise ConfigError(f'max_unreadable_share must be a number in [0, 1], got '
-                             f'{max_unreadable_share!r}')
+                              f'{max_unreadable_share!r}')
         if isinstance(min_attempts, bool) or not isinstance(min_attempts, int) \
                 or min_attempts < 1:
             raise ConfigError(f'min_attempts must be a positive int, got {min_attempts!r}')
@@ -226,7 +222,7 @@ class LoadImageSafely(LoadImageFromFile):
             return self._set_image(results, np.zeros(shape, np.uint8), unreadable=True)
         share = self.unreadable / self.attempts
         if self.attempts >= self.min_attempts and share > self.max_unreadable_share:
-            raise UnreadableImagesError(
+            raise UnreadableDataError(
                 f'{self.unreadable} of the {self.attempts} images loaded so far could not '
                 f'be read ({share:.1%}), more than max_unreadable_share='
                 f'{self.max_unreadable_share:g} of LoadImageSafely in the training '

@@ -19,9 +19,9 @@ from mmdet.models.backbones import MobileNetV2
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from .staged_backbone import DEFAULT_INIT
-from .staged_backbone import KnownArgumentsMixin, StrictPretrainedMixin, dilate_last_stage
+from .staged_backbone import DEFAULT_INIT, StrictPretrainedMixin, dilate_last_stage
 from ...utils.validation import check_bool, check_choice, check_out_indices
+from ...utils.errors import ConfigError
 
 # mmdet layer index (0 = layer1 ... 6 = layer7, 7 = conv2) of each of our out_indices.
 OUT_LAYERS = (2, 4, 6, 7)
@@ -31,7 +31,7 @@ STRIDES = (8, 16, 32, 32)
 
 
 @MODELS.register_module()
-class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2):
+class StagedMobileNetV2(StrictPretrainedMixin, MobileNetV2):
     """mmdet's MobileNetV2 (Sandler et al. 2018) with stage-numbered outputs.
 
     Args:
@@ -52,7 +52,7 @@ class StagedMobileNetV2(KnownArgumentsMixin, StrictPretrainedMixin, MobileNetV2)
                  norm_eval: bool = False, with_cp: bool = False, init_cfg=None):
         if (isinstance(widen_factor, bool) or not isinstance(widen_factor, (int, float))
                 or widen_factor <= 0):
-            raise ValueError(f'widen_factor must be a positive number, got {widen_factor!r}')
+            raise ConfigError(f'widen_factor must be a positive number, got {widen_factor!r}')
         check_bool('norm_eval', norm_eval)
         check_bool('with_cp', with_cp)
         out_indices = check_out_indices(out_indices, (0, 1, 2, 3))

@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ...utils.checkpoint import CheckpointError
+from ...utils.errors import ConfigError
 from .shufflenet_v2 import ARCH_CHANNELS, STAGE_REPEATS, arch_args
 
 LAYOUTS = ('official', 'torchvision', 'mmpretrain')
@@ -84,15 +86,15 @@ def detect_layout(state_dict: Dict[str, torch.Tensor]) -> str:
     if 'conv1.conv.weight' in keys and 'layers.0.0.branch1.0.conv.weight' in keys:
         return 'mmpretrain'
     sample = ', '.join(sorted(keys)[:5])
-    raise ValueError(f'not a ShuffleNet V2 checkpoint in a known layout {LAYOUTS}; '
-                     f'first keys: {sample}')
+    raise CheckpointError(f'not a ShuffleNet V2 checkpoint in a known layout {LAYOUTS}; '
+                          f'first keys: {sample}')
 
 
 def _unwrap(checkpoint: dict) -> Dict[str, torch.Tensor]:
     """The state dict of a checkpoint, without ``module.`` / ``backbone.`` prefixes."""
     state_dict = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state_dict, dict):
-        raise ValueError('the checkpoint holds no state dict')
+        raise CheckpointError('the checkpoint holds no state dict')
     for prefix in ('module.', 'backbone.'):
         if all(k.startswith(prefix) or k.startswith('head.') for k in state_dict):
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
@@ -109,7 +111,7 @@ def _read_layers(state_dict, layout) -> Dict[object, Layer]:
             for key in BN_KEYS:
                 layer['bn.' + key] = state_dict[bn + key]
         except KeyError as err:
-            raise ValueError(f'{layout} ShuffleNet V2 checkpoint lacks key {err.args[0]}')
+            raise CheckpointError(f'{layout} ShuffleNet V2 checkpoint lacks key {err.args[0]}')
         layer['bn.num_batches_tracked'] = state_dict.get(
             bn + 'num_batches_tracked', torch.tensor(0, dtype=torch.long))
         layers[name] = layer
@@ -172,15 +174,15 @@ def convert_shufflenet_v2(state_dict: Dict[str, torch.Tensor],
     state_dict = _unwrap(state_dict)
     layout = layout or detect_layout(state_dict)
     if layout not in LAYOUTS:
-        raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
+        raise ConfigError(f'layout must be one of {LAYOUTS}, got {layout!r}')
     layers = _read_layers(state_dict, layout)
 
     stage2_out = sum(layers[(0, 0, b, 2 if b == 'main' else 1)]['conv.weight'].shape[0]
                      for b in ('main', 'proj'))
     widths = {ch[0]: wf for wf, ch in ARCH_CHANNELS.items()}
     if stage2_out not in widths:
-        raise ValueError(f'stage2 has {stage2_out} output channels; ShuffleNet V2 has '
-                         f'{sorted(widths)} for widen factors {tuple(ARCH_CHANNELS)}')
+        raise CheckpointError(f'stage2 has {stage2_out} output channels; ShuffleNet V2 has '
+                              f'{sorted(widths)} for widen factors {tuple(ARCH_CHANNELS)}')
     widen_factor = widths[stage2_out]
     arch = arch_args(widen_factor, 'official' if layout == 'official' else 'even', False)
 
@@ -220,8 +222,8 @@ def _reroute(layers: Dict[object, Layer], channels) -> Dict[object, Layer]:
                 slots = sorted(slots, key=lambda s: (our_when[s], s))
                 tv = sorted(tv, key=lambda c: (tv_when[c], c))
                 if [our_when[s] for s in slots] != [tv_when[c] for c in tv]:
-                    raise ValueError('channel routings do not match; this checkpoint '
-                                     'cannot be expressed in the authors\' routing')
+                    raise CheckpointError('channel routings do not match; this checkpoint '
+                                          'cannot be expressed in the authors\' routing')
                 pairs = dict(zip(slots, tv))
                 slot_to_tv.update(pairs)
                 rows = [pairs[s][2] for s in ours_made[unit][offset:offset + size]]
@@ -270,7 +272,7 @@ def convert_checkpoint_file(src: str, dst: str, layout: Optional[str] = None) ->
 
     source = safe_torch_load(src)
     if not isinstance(source, dict):
-        raise ValueError(f'{src} holds no state dict')
+        raise CheckpointError(f'{src} holds no state dict')
     layout = layout or detect_layout(_unwrap(source))
     converted, arch = convert_shufflenet_v2(source, layout)
     meta = dict(backbone=arch, source=str(src), source_layout=layout,

@@ -10,8 +10,8 @@ first k stages; ``norm_eval`` keeps BN layers in eval mode while training;
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads strictly,
 naming mismatched keys and shapes (mmengine's loader only warns), and checks the
 architecture a checkpoint records against ``arch_args()`` where a backbone has it.
-An unknown constructor argument is a TypeError naming it and the valid ones
-(:class:`KnownArgumentsMixin`).
+A config key a backbone has no argument for is named, with the closest and the valid
+ones, by the config check before a run (:mod:`sn2_det.apis.model_check`).
 
 Only the layers up to the deepest of ``out_indices`` are built: conv5 of a detector
 that reads stage 4 is neither computed nor trained, so every trainable parameter gets
@@ -24,7 +24,6 @@ dropped by name, every other key must fit (:func:`load_backbone_checkpoint`).
 ``last_stage_dilation=2`` runs the last stage at stride 16 (:func:`dilate_last_stage`),
 for the thin feature map of Light-Head R-CNN at stride 16 as in its authors' code.
 """
-import inspect
 from typing import Sequence
 
 import torch
@@ -35,7 +34,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...utils.checkpoint import load_backbone_checkpoint
-from ...utils.validation import check_bool, check_choice, check_out_indices, closest
+from ...utils.validation import check_bool, check_choice, check_out_indices
 
 DEFAULT_INIT = [dict(type='Kaiming', layer='Conv2d'),
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
@@ -51,24 +50,6 @@ class CheckpointedUnit(nn.Module):
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(self._forward, x, use_reentrant=False)
         return self._forward(x)
-
-
-class KnownArgumentsMixin:
-    """Reject an unknown keyword argument of the constructor, naming it, the closest
-    valid one and all valid ones (Python's own error names only the unknown one)."""
-
-    def __new__(cls, *args, **kwargs):
-        params = inspect.signature(cls.__init__).parameters
-        valid = [name for name, p in params.items() if name != 'self'
-                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = [name for name in kwargs if name not in valid]
-        if unknown:
-            close = closest(unknown[0], valid)
-            hint = f" (did you mean '{close[0]}'?)" if close else ''
-            raise TypeError(f'{cls.__name__} has no argument '
-                            f'{", ".join(map(repr, unknown))}{hint}; its arguments are '
-                            f'{", ".join(valid)}')
-        return super().__new__(cls)
 
 
 def dilate_last_stage(units: Sequence[nn.Module], dilation: int) -> None:
@@ -106,7 +87,7 @@ class StrictPretrainedMixin:
         super().init_weights()
 
 
-class StagedBackbone(KnownArgumentsMixin, StrictPretrainedMixin, BaseModule):
+class StagedBackbone(StrictPretrainedMixin, BaseModule):
 
     def __init__(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
                  num_outputs: int, last_stage_dilation: int = 1, init_cfg=None):

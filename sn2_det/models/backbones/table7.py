@@ -17,7 +17,7 @@ from typing import Dict, Tuple
 
 from mmdet.registry import MODELS
 
-from ...utils.validation import check_choice
+from ...utils.validation import check_arguments, check_choice
 
 TABLE7_BACKBONES = ('xception', 'shufflenet_v1', 'mobilenet_v2', 'shufflenet_v2',
                     'shufflenet_v2_star')
@@ -74,8 +74,11 @@ def table7_classifier_cfg(name: str, level: int) -> dict:
 
 
 def build_table7_backbone(name: str, level: int, **overrides):
-    """Build the backbone of one Table 7 cell (registered as ``Table7Backbone``)."""
-    return MODELS.build(table7_backbone_cfg(name, level, **overrides))
+    """Build the backbone of one Table 7 cell (registered as ``Table7Backbone``); an
+    override the cell's backbone has no argument for is named with the valid ones."""
+    cfg = table7_backbone_cfg(name, level, **overrides)
+    check_arguments(MODELS.get(cfg['type']), overrides, where='')
+    return MODELS.build(cfg)
 
 
 MODELS.register_module(name='Table7Backbone', module=build_table7_backbone)

@@ -28,6 +28,7 @@ from mmcv.cnn import ConvModule, build_activation_layer
 from mmdet.registry import MODELS
 
 from .staged_backbone import CheckpointedUnit, StagedBackbone
+from ...utils.errors import ConfigError
 from ...utils.validation import check_bool, check_choice
 
 # Stem (conv1) and stage2/3/4 output channels: Light-Head R-CNN Table 7 at 1x, scaled.
@@ -108,8 +109,8 @@ class Xception(StagedBackbone):
         if (isinstance(bottleneck_ratio, bool)
                 or not isinstance(bottleneck_ratio, (int, float))
                 or not 0 < bottleneck_ratio <= 1):
-            raise ValueError(f'bottleneck_ratio must be a number in (0, 1], '
-                             f'got {bottleneck_ratio!r}')
+            raise ConfigError(f'bottleneck_ratio must be a number in (0, 1], '
+                              f'got {bottleneck_ratio!r}')
         super().__init__(out_indices, frozen_stages, norm_eval, num_outputs=3,
                          last_stage_dilation=last_stage_dilation, init_cfg=init_cfg)
 

@@ -9,6 +9,8 @@ from mmengine.structures import BaseDataElement
 
 from mmdet.registry import MODELS
 
+from ...utils.errors import ConfigError
+
 # ImageNet RGB statistics, as mmdet's detector configs normalise their input.
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53],
                              std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
@@ -41,18 +43,18 @@ class ImageClassifier(BaseModel):
                                                  override=dict(name='fc'))):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
                 or num_classes < 1:
-            raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
+            raise ConfigError(f'num_classes must be a positive int, got {num_classes!r}')
         for name, value in (('dropout', dropout), ('label_smoothing', label_smoothing)):
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f'{name} must be a number in [0, 1), got {value!r}')
+                raise ConfigError(f'{name} must be a number in [0, 1), got {value!r}')
         super().__init__(data_preprocessor=data_preprocessor or IMAGENET_PREPROCESSOR,
                          init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         if in_channels is None:
             out_channels = getattr(self.backbone, 'out_channels', None)
             if not out_channels:
-                raise ValueError(f'{type(self.backbone).__name__} has no out_channels '
-                                 f'attribute: set in_channels of ImageClassifier')
+                raise ConfigError(f'{type(self.backbone).__name__} has no out_channels '
+                                  f'attribute: set in_channels of ImageClassifier')
             in_channels = out_channels[-1] if isinstance(out_channels, (list, tuple)) \
                 else out_channels
         self.num_classes = num_classes
@@ -71,13 +73,13 @@ class ImageClassifier(BaseModel):
                 data_samples: Optional[List[BaseDataElement]] = None,
                 mode: str = 'tensor') -> Union[dict, list, torch.Tensor]:
         if mode not in MODES:
-            raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+            raise ConfigError(f'mode must be one of {MODES}, got {mode!r}')
         logits = self.fc(self.dropout(self.extract_feat(inputs)))
         if mode == 'tensor':
             return logits
         if mode == 'loss':
             if not data_samples:
-                raise ValueError("mode='loss' needs data_samples with gt_label")
+                raise ConfigError("mode='loss' needs data_samples with gt_label")
             labels = torch.stack([s.gt_label.reshape(()) for s in data_samples])
             return dict(loss=F.cross_entropy(logits, labels.to(logits.device),
                                              label_smoothing=self.label_smoothing))

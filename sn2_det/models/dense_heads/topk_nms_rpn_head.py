@@ -12,6 +12,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor, get_box_wh, scale_boxes
 
 from ...ops.nms import topk_batched_nms
+from ...utils.errors import ConfigError
 
 
 @MODELS.register_module()
@@ -21,10 +22,10 @@ class TopKNMSRPNHead(RPNHead):
     def _bbox_post_process(self, results, cfg, rescale=False, with_nms=True,
                            img_meta=None):
         if not with_nms:
-            raise ValueError('an RPN head always applies NMS (with_nms=True)')
+            raise ConfigError('an RPN head always applies NMS (with_nms=True)')
         if cfg.max_per_img < 1:
-            raise ValueError(f'max_per_img of the RPN (train_cfg.rpn_proposal, '
-                             f'test_cfg.rpn) must be a positive int, got {cfg.max_per_img}')
+            raise ConfigError(f'max_per_img of the RPN (train_cfg.rpn_proposal, '
+                              f'test_cfg.rpn) must be a positive int, got {cfg.max_per_img}')
         if rescale:
             results.bboxes = scale_boxes(results.bboxes,
                                          [1 / s for s in img_meta['scale_factor']])

@@ -18,12 +18,14 @@ import torch
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 
+from ...utils.errors import ConfigError
+
 
 def _check_two_features(count: int) -> None:
     if count < 2:
-        raise ValueError('LightHeadRCNN needs at least two features (RPN input, thin '
-                         'map); set backbone.out_indices to two stages, e.g. (1, 2) for '
-                         'ShuffleNetV2')
+        raise ConfigError('LightHeadRCNN needs at least two features (RPN input, thin '
+                          'map); set backbone.out_indices to two stages, e.g. (1, 2) for '
+                          'ShuffleNetV2')
 
 
 @MODELS.register_module()
@@ -48,18 +50,24 @@ class LightHeadRCNN(TwoStageDetector):
 
     def _follow_backbone_stride(self) -> None:
         extractor = self.roi_head.bbox_roi_extractor
-        stride = getattr(self.backbone, 'out_strides', [None])[-1]
+        strides = list(getattr(self.backbone, 'out_strides', None) or [None])
+        if None not in strides and strides != sorted(strides):
+            raise ConfigError(
+                f'model.backbone.out_indices gives outputs at strides {strides}: '
+                f'LightHeadRCNN takes them shallow to deep (the RPN reads all but the last, '
+                f'the thin map the last); list the indices in increasing order')
+        stride = strides[-1]
         key = 'model.roi_head.bbox_roi_extractor.featmap_strides'
         if extractor.featmap_strides is None:
             if stride is None:
-                raise ValueError(f'{key} is None and the backbone '
-                                 f'{type(self.backbone).__name__} has no out_strides to '
-                                 f'follow; set it to the thin map\'s stride, e.g. [32]')
+                raise ConfigError(f'{key} is None and the backbone '
+                                  f'{type(self.backbone).__name__} has no out_strides to '
+                                  f'follow; set it to the thin map\'s stride, e.g. [32]')
             extractor.featmap_strides = [stride]
         elif stride is not None and list(extractor.featmap_strides) != [stride]:
-            raise ValueError(f'{key} is {list(extractor.featmap_strides)}, but the thin '
-                             f'map is at stride {stride} (the backbone\'s last output); '
-                             f'set it to [{stride}] or None (follows the backbone)')
+            raise ConfigError(f'{key} is {list(extractor.featmap_strides)}, but the thin '
+                              f'map is at stride {stride} (the backbone\'s last output); '
+                              f'set it to [{stride}] or None (follows the backbone)')
 
     def _split(self, batch_inputs):
         x = self.extract_feat(batch_inputs)

@@ -15,6 +15,8 @@ from mmengine.model import BaseModule
 
 from mmdet.registry import MODELS
 
+from ...utils.errors import ConfigError
+
 
 @MODELS.register_module()
 class LargeSeparableConv(BaseModule):
@@ -27,7 +29,7 @@ class LargeSeparableConv(BaseModule):
                  init_cfg=dict(type='Normal', layer='Conv2d', std=0.01)):
         super().__init__(init_cfg=init_cfg)
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f'kernel_size must be a positive odd number, got {kernel_size}')
+            raise ConfigError(f'kernel_size must be a positive odd number, got {kernel_size}')
         k, p = kernel_size, kernel_size // 2
         self.path_a = nn.Sequential(
             nn.Conv2d(in_channels, mid_channels, (k, 1), padding=(p, 0)),

@@ -5,6 +5,8 @@ from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 
+from ...utils.errors import ConfigError
+
 
 @MODELS.register_module()
 class OHEMRoIHead(StandardRoIHead):
@@ -16,7 +18,7 @@ class OHEMRoIHead(StandardRoIHead):
         if getattr(self.bbox_sampler, 'pool', None) != 'batch':
             return super().loss(x, rpn_results_list, batch_data_samples)
         if self.with_mask:
-            raise ValueError('OHEMRoIHead has no mask branch')
+            raise ConfigError('OHEMRoIHead has no mask branch')
         gt_instances, gt_ignore, _ = unpack_gt_instances(batch_data_samples)
         assign_results = []
         for rpn_results, gts, ignore in zip(rpn_results_list, gt_instances, gt_ignore):

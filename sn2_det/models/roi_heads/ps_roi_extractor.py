@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 from ...ops import ps_roi_align, ps_roi_pool
 from ...ops.ps_roi_align import check_reduction
 from ...utils.validation import check_choice
+from ...utils.errors import ConfigError
 
 
 @MODELS.register_module()
@@ -31,12 +32,12 @@ class PSRoIExtractor(BaseModule):
         if mode == 'align':
             check_reduction(reduction, aligned, sampling_ratio)
         elif (reduction, aligned) != ('avg', True):
-            raise ValueError("reduction and aligned are keys of mode='align'; "
-                             "mode='pool' averages rounded bins")
+            raise ConfigError("reduction and aligned are keys of mode='align'; "
+                              "mode='pool' averages rounded bins")
         if featmap_strides is not None and len(featmap_strides) != 1:
-            raise ValueError(f'PSRoIExtractor reads one feature map; featmap_strides '
-                             f'must have one entry (or None: LightHeadRCNN sets the '
-                             f'backbone\'s), got {list(featmap_strides)}')
+            raise ConfigError(f'PSRoIExtractor reads one feature map; featmap_strides '
+                              f'must have one entry (or None: LightHeadRCNN sets the '
+                              f'backbone\'s), got {list(featmap_strides)}')
         self.output_size = output_size
         self.out_channels = out_channels
         self.featmap_strides = None if featmap_strides is None else list(featmap_strides)
@@ -52,13 +53,13 @@ class PSRoIExtractor(BaseModule):
     def forward(self, feats: Sequence[torch.Tensor], rois: torch.Tensor,
                 roi_scale_factor: Optional[float] = None) -> torch.Tensor:
         if roi_scale_factor is not None:
-            raise ValueError('PSRoIExtractor does not rescale RoIs (roi_scale_factor)')
+            raise ConfigError('PSRoIExtractor does not rescale RoIs (roi_scale_factor)')
         feat = feats[0]
         expected = self.out_channels * self.output_size ** 2
         if feat.shape[1] != expected:
-            raise ValueError(f'PSRoIExtractor expects {expected} channels (out_channels '
-                             f'{self.out_channels} x {self.output_size}^2), the feature '
-                             f'map has {feat.shape[1]}')
+            raise ConfigError(f'PSRoIExtractor expects {expected} channels (out_channels '
+                              f'{self.out_channels} x {self.output_size}^2), the feature '
+                              f'map has {feat.shape[1]}')
         scale = 1.0 / self.featmap_strides[0]
         if self.mode == 'pool':
             return ps_roi_pool(feat, rois, self.output_size, scale)

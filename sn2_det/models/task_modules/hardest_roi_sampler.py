@@ -18,6 +18,7 @@ from mmdet.registry import TASK_UTILS
 from mmdet.structures.bbox import bbox2roi, cat_boxes, get_box_tensor
 
 from ...utils.validation import check_choice
+from ...utils.errors import ConfigError
 
 RANK_BY = ('cls', 'cls+box')
 POOLS = ('image', 'batch')
@@ -85,8 +86,8 @@ class HardestRoISampler(OHEMSampler):
 
     def sample(self, assign_result, pred_instances, gt_instances, **kwargs):
         if self.pool == 'batch':
-            raise ValueError("HardestRoISampler(pool='batch') ranks the RoIs of all "
-                             "images together: set roi_head=dict(type='OHEMRoIHead')")
+            raise ConfigError("HardestRoISampler(pool='batch') ranks the RoIs of all "
+                              "images together: set roi_head=dict(type='OHEMRoIHead')")
         self._gt_bboxes = gt_instances.bboxes
         try:
             return super().sample(assign_result, pred_instances, gt_instances, **kwargs)
