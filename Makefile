@@ -23,7 +23,7 @@ demo: install
 # The GPU check (docs/gpu.md): the wheels and mmcv source a GPU machine without network
 # installs from (build/gpu_bundle, under 64 MiB with the tracked files), and the check.
 gpu-bundle: install
-	PY=$(PY) bash tools/gpu_bundle.sh
+	PY=$(PY) bash scripts/gpu_bundle.sh
 
 gpu-check:
 	bash tools/gpu_check.sh

@@ -1,4 +1,4 @@
-"""tools/gpu_bundle.sh and tools/gpu_check.sh as far as a CPU machine allows (slow).
+"""scripts/gpu_bundle.sh and tools/gpu_check.sh as far as a CPU machine allows (slow).
 
 A GPU machine has Python 3.12 with torch, torchvision, numpy, opencv, Pillow and
 pytest, and no network. Here: a venv whose only packages are those of this Python
@@ -69,7 +69,7 @@ def bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp('bundle')
     pins = '' if sys.version_info >= (3, 12) else 'scipy==1.17.1 contourpy==1.3.3'
     out = subprocess.run(
-        ['bash', 'tools/gpu_bundle.sh'], cwd=ROOT, capture_output=True, text=True,
+        ['bash', 'scripts/gpu_bundle.sh'], cwd=ROOT, capture_output=True, text=True,
         env=dict(os.environ, PY=sys.executable, BUNDLE=str(path), LIMIT_MIB='128',
                  PYVER=f'{sys.version_info[0]}.{sys.version_info[1]}', PINS=pins,
                  MMCV_WHEEL=str(wheels[-1])), timeout=900)

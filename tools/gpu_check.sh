@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check (docs/gpu.md): on a machine with a CUDA torch and no network, installs
-# the stack from the bundle of tools/gpu_bundle.sh (mmcv compiled there for the GPU's
+# the stack from the bundle of scripts/gpu_bundle.sh (mmcv compiled there for the GPU's
 # architecture only), then runs on the GPU
 #   ops        tests/test_ps_roi_ops.py -k cuda: PS-RoI Align's PyTorch path against
 #              the loop reference and torchvision's kernel, forward and backward,
@@ -93,7 +93,7 @@ skip_all() {  # REASON NAME...
 }
 
 report() {
-  "$PYTHON" tools/gpu_check_report.py "$RESULTS"
+  "$PYTHON" scripts/gpu_check_report.py "$RESULTS"
   exit "${1:-0}"
 }
 

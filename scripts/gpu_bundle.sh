@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds what tools/gpu_check.sh installs, offline, on a GPU machine (docs/gpu.md):
-#   BUNDLE/wheels/          tools/gpu_bundle_requirements.txt as wheels for Python PYVER
+#   BUNDLE/wheels/          scripts/gpu_bundle_requirements.txt as wheels for Python PYVER
 #                           on manylinux x86-64 (downloaded: needs the network once)
 #   BUNDLE/mmcv-2.1.0.tar.gz  mmcv's source, compiled there with its CUDA ops
 #   BUNDLE/PYVER, BUNDLE/SHA256SUMS
@@ -8,7 +8,7 @@
 # GPU machine carries per call).
 #   make gpu-bundle                      # Python 3.12, build/gpu_bundle
 #   PYVER=3.11 PINS="scipy==1.17.1 contourpy==1.3.3" MMCV_WHEEL=path/mmcv-...-cp311-...whl \
-#     LIMIT_MIB=128 BUNDLE=/tmp/b bash tools/gpu_bundle.sh   # the CPU test (Python 3.11)
+#     LIMIT_MIB=128 BUNDLE=/tmp/b bash scripts/gpu_bundle.sh   # the CPU test (Python 3.11)
 # MMCV_WHEEL puts a compiled mmcv wheel in the bundle instead of the source (for a
 # machine whose Python and torch it was built for: the CPU test of the bundle).
 set -euo pipefail
@@ -36,7 +36,7 @@ download() {  # REQUIREMENTS PLATFORM-ARGS...
 }
 # PINS="scipy==1.17.1 ...": other versions (pip reads environment markers for the
 # Python it runs on, not for --python-version; the newest scipy needs Python 3.12)
-requirements=$(cat tools/gpu_bundle_requirements.txt)
+requirements=$(cat scripts/gpu_bundle_requirements.txt)
 for pin in ${PINS:-}; do
   requirements=$(sed "s/^${pin%%==*}==[^ ]*/$pin/" <<< "$requirements")
 done

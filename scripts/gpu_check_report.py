@@ -1,4 +1,4 @@
-"""Summarise a tools/gpu_check.sh run: ``python tools/gpu_check_report.py RESULTS``.
+"""Summarise a tools/gpu_check.sh run: ``python scripts/gpu_check_report.py RESULTS``.
 
 Reads RESULTS/steps.jsonl (one line a step), RESULTS/logs/imports.log (the versions
 and the GPU), RESULTS/table7/table7.md and .json, RESULTS/test/metrics.json and the
@@ -75,7 +75,7 @@ def markdown(summary: dict, results: Path) -> str:
 def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not (Path(args[0]) / 'steps.jsonl').is_file():
-        print('usage: python tools/gpu_check_report.py RESULTS (the folder of '
+        print('usage: python scripts/gpu_check_report.py RESULTS (the folder of '
               'tools/gpu_check.sh, with steps.jsonl)', file=sys.stderr)
         return 2
     results = Path(args[0])
