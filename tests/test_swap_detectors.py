@@ -106,8 +106,8 @@ def test_on_mmdets_base_with_the_backbone_swapped(config):
     assert hooks[-1] == 'PretrainedBackboneCheckHook'
     assert set(hooks[:-1]) == mmdet_hooks == {h['type'] for h in base.get('custom_hooks', [])}
     for key in ('bbox_head', 'rpn_head', 'roi_head'):
-        assert cfg.model.get(key) is None or (
-            cfg.model[key].type == base.model[key].type), key
+        assert cfg.model.get(key) is None or cfg.model[key].type == (
+            'PredictableSSDHead' if 'ssdlite' in config else base.model[key].type), key
     for key in ('train_cfg', 'test_cfg'):
         assert _unscoped(cfg.model.get(key)) == _unscoped(base.model.get(key)), key
     for key in ('train_cfg', 'optim_wrapper', 'param_scheduler', 'train_dataloader'):
@@ -262,6 +262,34 @@ def test_the_comparison_budget_is_one_for_every_family(tmp_path):
         assert losses, family
     assert shared['train_cfg']['max_epochs'] == 3
     assert shared['custom_hooks'] == []
+
+
+def test_ssd_predicts_with_mmdets_own_head_settings():
+    """mmdet 3.3.0's SSDHead cannot predict (no loss_cls); the subclass the SSDLite
+    configs use predicts as SSD's softmax does."""
+    from mmdet.models.dense_heads import SSDHead
+    cfg = _cfg('configs/swap/ssdlite_sn2-1.0x_8xb24-600e_coco.py')
+    model = MODELS.build(cfg.model).eval()
+    torch.manual_seed(0)
+    for param in model.bbox_head.cls_convs.parameters():  # confident classes
+        param.data.normal_(0, 1)
+    data = model.data_preprocessor(_batch(False, 320, 320), training=False)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        cls_scores, bbox_preds = model.bbox_head(feats)
+        plain = SSDHead.__new__(SSDHead)
+        plain.__dict__.update({k: v for k, v in model.bbox_head.__dict__.items()
+                               if k != 'loss_cls'})
+        with pytest.raises(AttributeError, match='loss_cls'):
+            plain.predict_by_feat(cls_scores, bbox_preds,
+                                  batch_img_metas=[s.metainfo for s in data['data_samples']])
+        results = model.bbox_head.predict_by_feat(
+            cls_scores, bbox_preds, batch_img_metas=[s.metainfo for s in data['data_samples']],
+            rescale=False)
+    classes = model.bbox_head.cls_out_channels  # 80 and the background
+    scores = torch.cat([c[0].permute(1, 2, 0).reshape(-1, classes) for c in cls_scores])
+    assert len(results[0].bboxes) == len(results[0].scores) > 0
+    assert results[0].scores.max() == pytest.approx(scores.softmax(-1)[:, :-1].max().item())
 
 
 # --- two processes, as users train ---------------------------------------------------

@@ -7,6 +7,8 @@
 # in_channels are the backbone's. The weights' normalisation is mmdet's SSDLite's.
 # The backbone trains whole, BN included (24 images a GPU), as mmdet's SSDLite trains
 # its MobileNetV2, but from ImageNet weights (mmdet's SSDLite starts from scratch).
+# The head is mmdet's SSDHead whose prediction works in mmdet 3.3.0
+# (sn2_det.models.dense_heads.PredictableSSDHead).
 _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
                       allow_failed_imports=False)
@@ -28,5 +30,6 @@ model = dict(
                       checkpoint='checkpoints/shufflenet_v2_1.0x_tv.pth')),
     neck=dict(in_channels=sn2_channels,
               out_channels=(*sn2_channels, 512, 256, 256, 128)),
-    bbox_head=dict(in_channels=(*sn2_channels, 512, 256, 256, 128)))
+    bbox_head=dict(type='PredictableSSDHead',
+                   in_channels=(*sn2_channels, 512, 256, 256, 128)))
 custom_hooks = _base_.custom_hooks + [dict(type='PretrainedBackboneCheckHook')]
