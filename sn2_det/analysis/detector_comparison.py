@@ -7,11 +7,17 @@ images (resized to the same size, flipped, nothing else), the same batch size an
 number of epochs (so the same number of images seen), the same optimiser and
 schedule (AdamW with warm-up and cosine decay, the toy config's, which learns from
 scratch in minutes), no EMA. What each family keeps of its config: its detector,
-neck, heads, assigners, losses and test settings (mmdet's as shipped, only the
+neck, heads, assigners, losses and test settings (mmdet's as shipped, with the
 number of classes set to the toy's three and the neck's input channels to the
-backbone's). What it loses, for the budget to be one: mmdet's family-specific data
-pipelines and their hooks (Mosaic / MixUp and YOLOX's mode switch, RTMDet's pipeline
-switch, SSD's Expand / crop), multi-scale batches, EMA, SyncBN (BN in one process).
+backbone's). Made toy-sized as the toy Light-Head config is (a 2-core CPU trains
+mmdet's 256-channel heads at a few seconds an iteration): the 256-channel FPNs and
+heads (RetinaNet, FCOS, GFL, Faster R-CNN) at ``Budget.head_channels`` (64) and
+Faster R-CNN's FC of 1024 at 256; the two-stage detectors with the toy Light-Head's
+proposal counts (300 / 100, 128 RoIs an image). RTMDet-tiny's, YOLOX's and
+SSDLite's heads (64-96 channels, depthwise) stay as mmdet ships them. What every
+family loses, for the budget to be one: mmdet's family-specific data pipelines and
+their hooks (Mosaic / MixUp and YOLOX's mode switch, RTMDet's pipeline switch, SSD's
+Expand / crop), multi-scale batches, EMA, SyncBN (BN in one process).
 
 Per family: COCO bbox mmAP and AP small / medium / large on the held-out split
 (mmdet's CocoMetric), training seconds per iteration (the median of mmengine's
@@ -58,6 +64,7 @@ FAMILIES = {
 }
 IMAGENET_RGB = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                     bgr_to_rgb=True)
+FPN_CHANNELS = 256  # mmdet's FPN and head width
 METRICS = ('bbox_mAP', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 
 
@@ -69,6 +76,7 @@ class Budget:
     image_size: int = 256
     lr: float = 2e-3
     widen_factor: float = 0.5
+    head_channels: int = 64
     threads: int = 2
     timed_images: int = 20
     workers: int = 1
@@ -112,6 +120,30 @@ def _sync_bn_to_bn(node):
     _walk(node, lambda d: d.__setitem__('type', 'BN') if d.get('type') == 'SyncBN' else None)
 
 
+def _toy_width(node, width: int):
+    """The 256-channel FPNs and heads (and the two-stage FC of 1024) at ``width``
+    (and 4x ``width``), as the toy Light-Head config lightens its head; narrower ones
+    (RTMDet-tiny, YOLOX, SSDLite, Light-Head) stay as they are."""
+    def fix(d):
+        for key in ('in_channels', 'out_channels', 'feat_channels'):
+            if d.get(key) == FPN_CHANNELS and not isinstance(d.get(key), bool):
+                d[key] = width
+        if d.get('fc_out_channels') == 4 * FPN_CHANNELS:
+            d['fc_out_channels'] = 4 * width
+    _walk(node, fix)
+
+
+def _toy_proposals(model: dict):
+    """A two-stage detector's proposal counts and sampled RoIs as the toy Light-Head
+    config has them (300 / 100 proposals in training / testing, 128 RoIs an image)."""
+    train, test = model.get('train_cfg') or {}, model.get('test_cfg') or {}
+    if 'rpn_proposal' in train:
+        train['rpn_proposal'].update(nms_pre=1000, max_per_img=300)
+        train['rcnn']['sampler']['num'] = 128
+    if isinstance(test.get('rpn'), dict):
+        test['rpn'].update(nms_pre=600, max_per_img=100)
+
+
 def _backbone_channels(backbone: dict) -> List[int]:
     built = build_in_mmdet_scope(dict(backbone, init_cfg=None))
     return list(built.out_channels)
@@ -136,6 +168,8 @@ def toy_config(family: str, budget: Budget, data_root: str, work_dir: str):
     _replace_prefix_channels(rest, old_channels, new_channels)
     _num_classes(rest, len(CLASSES))
     _sync_bn_to_bn(rest)
+    _toy_width(rest, budget.head_channels)
+    _toy_proposals(rest)
     model.update(rest)
     model['data_preprocessor'] = dict(model['data_preprocessor'], **IMAGENET_RGB,
                                       batch_augments=None)
