@@ -19,8 +19,8 @@ def test_every_light_head_table7_and_swap_config_is_listed_once():
     expected = {str(p.relative_to(ROOT)) for pattern in (
         'configs/lighthead_sn2*.py', 'configs/table7/lighthead_*.py',
         'configs/toy/lighthead_*.py', 'configs/swap/*.py') for p in ROOT.glob(pattern)}
-    # 5 ShuffleNet V2, 20 Table 7, 2 toy; 8 swap families, 7 of them also with V2*
-    assert len(expected) == 27 + 15
+    # 5 ShuffleNet V2, 20 Table 7, 2 toy; 9 swap detectors, 7 of them also with V2*
+    assert len(expected) == 27 + 16
     configs = [m['Config'] for m in INDEX['Models']]
     assert sorted(configs) == sorted(expected)
     assert [c for _, c in index_configs(str(ROOT))] == configs
