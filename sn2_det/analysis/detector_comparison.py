@@ -346,6 +346,56 @@ def run_family(family: str, budget: Budget, data_root: str, work_dir: str) -> di
     return row
 
 
+def iteration_cost(family: str, budget: Budget, data_root: str, iterations: int = 3,
+                   images: int = 5) -> dict:
+    """What one family costs on this machine, without training it: CPU seconds of a
+    training iteration (the median of ``iterations`` after one warm-up, data loading
+    in the process) and CPU milliseconds of an inference (median of ``images``), on
+    one thread. Process CPU time, not wall time, so that a shared machine's load
+    does not count; on a free machine one thread's wall time is about this."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    torch.set_num_threads(1)
+    cfg = toy_config(family, Budget(**dict(asdict(budget), workers=0)), data_root,
+                     osp.join(data_root, 'unused'))
+    from ..deploy.models import _quiet_mmengine
+    with DefaultScope.overwrite_default_scope('mmdet'), _quiet_mmengine():
+        model = build_in_mmdet_scope(cfg.model)
+        model.init_weights()
+        loader = iter(Runner.build_dataloader(cfg.train_dataloader, seed=0))
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
+        model.train()
+        train = []
+        for _ in range(iterations + 1):
+            start = time.process_time()
+            model.train_step(next(loader), optim)
+            train.append(time.process_time() - start)
+        model.eval()
+        infer = []
+        with torch.no_grad():
+            for batch in _held_out_batches(cfg, images + 1):
+                start = time.process_time()
+                model.test_step(batch)
+                infer.append(time.process_time() - start)
+    return dict(family=family, label=FAMILIES[family][0],
+                cpu_s_per_iter=statistics.median(train[1:]),
+                cpu_ms_per_image=1000 * statistics.median(infer[1:]),
+                **complexity(cfg, budget.image_size))
+
+
+def estimate_minutes(costs: Sequence[dict], budget: Budget, num_train: int,
+                     num_val: int, overhead_s: float = 30) -> float:
+    """Minutes of the whole comparison on one thread from :func:`iteration_cost`:
+    every training iteration, the held-out evaluation and timing, and
+    ``overhead_s`` a family (building, data loader start, FLOPs, the ONNX export)."""
+    iters = budget.epochs * -(-num_train // budget.batch_size)
+    seconds = sum(c['cpu_s_per_iter'] * iters
+                  + c['cpu_ms_per_image'] / 1000 * (num_val + 2 * budget.timed_images)
+                  + overhead_s for c in costs)
+    return seconds / 60
+
+
 def conditions(budget: Budget, rows: Sequence[dict], data_root: str) -> str:
     ann = json.load(open(osp.join(data_root, 'annotations', 'instances_train.json')))
     val = json.load(open(osp.join(data_root, 'annotations', 'instances_val.json')))
