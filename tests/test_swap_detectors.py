@@ -354,8 +354,9 @@ def test_dist_train_two_processes_default_ddp(config, tmp_path, coco_root):
     assert sorted(work.glob('epoch_2.pth')), log[-2000:]
     if 'yolox' in config:  # mmdet's mode switch ran (its last 15 epochs: all of them)
         assert 'No mosaic and mixup aug now!' in log
-    if 'rtmdet' in config:
+    if 'rtmdet' in config:  # and mmdet's SyncBN ran as BN (torch's refuses CPU modules)
         assert 'Switch pipeline now!' in log
+        assert 'SyncBN layers run as BN on CPU processes' in log
 
 
 # --- the comparison tool -------------------------------------------------------------
