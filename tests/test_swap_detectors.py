@@ -119,6 +119,7 @@ def test_on_mmdets_base_with_the_backbone_swapped(config):
             continue
         assert _unscoped(cfg[key]) == _unscoped(base[key]), key
     assert cfg.custom_imports.imports == ['sn2_det', 'sn2_det.apis.pretrained_check']
+    assert cfg.runner_type == 'CheckedRunner'  # as every shipped config
     assert 'find_unused_parameters' not in cfg
 
 

@@ -6,6 +6,9 @@
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
                       allow_failed_imports=False)
+# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
+# non-finite weights, one training per work dir (sn2_det.engine.runner).
+runner_type = 'CheckedRunner'
 
 model = dict(
     backbone=dict(

@@ -12,6 +12,9 @@
 _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
                       allow_failed_imports=False)
+# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
+# non-finite weights, one training per work dir (sn2_det.engine.runner).
+runner_type = 'CheckedRunner'
 
 sn2_channels = (232, 1024)  # stage3, conv5
 model = dict(

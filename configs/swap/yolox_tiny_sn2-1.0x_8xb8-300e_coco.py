@@ -8,6 +8,9 @@
 _base_ = 'mmdet::yolox/yolox_tiny_8xb8-300e_coco.py'
 custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
                       allow_failed_imports=False)
+# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
+# non-finite weights, one training per work dir (sn2_det.engine.runner).
+runner_type = 'CheckedRunner'
 
 model = dict(
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
