@@ -233,6 +233,9 @@ def toy_config(family: str, budget: Budget, data_root: str, work_dir: str):
         checkpoint=dict(type='CheckpointHook', interval=budget.epochs, max_keep_ckpts=1),
         sampler_seed=dict(type='DistSamplerSeedHook'),
         visualization=dict(type='DetVisualizationHook'))
+    # a visualizer of its own (mmengine keeps one instance a name per process)
+    cfg.visualizer = dict(type='DetLocalVisualizer', name=f'compare_{family}_{time.time_ns()}',
+                          vis_backends=[dict(type='LocalVisBackend')])
     cfg.pop('tta_model', None)
     cfg.pop('tta_pipeline', None)
     cfg.load_from, cfg.resume = None, False
@@ -247,6 +250,8 @@ def toy_config(family: str, budget: Budget, data_root: str, work_dir: str):
 def _logged_iteration_seconds(log_dir: str) -> List[float]:
     path = osp.join(log_dir, 'vis_data', 'scalars.json')
     times = []
+    if not osp.isfile(path):
+        return times
     with open(path) as f:
         for line in f:
             row = json.loads(line)
