@@ -3,9 +3,9 @@ one budget, and print one table (mmAP, AP small / medium / large, training s/ite
 inference ms/image, parameters, FLOPs) with its conditions, plus the speed-against-
 mmAP picture (logic and conditions: sn2_det/analysis/detector_comparison.py).
 
-    python tools/compare_detectors.py                       # every family (docs/detectors.md)
+    python tools/compare_detectors.py               # every family (docs/detectors.md)
     python tools/compare_detectors.py --families ssdlite yolox-nano --epochs 1
-    python tools/compare_detectors.py --estimate      # each family's cost, the run's minutes
+    python tools/compare_detectors.py --estimate    # each family's cost, the minutes
 
 Writes WORK_DIR/comparison.md, comparison.json and speed_vs_mmap.png; a family whose
 WORK_DIR/<family>/result.json holds the same budget is not trained again (--rerun).
@@ -48,7 +48,8 @@ def main(argv=None):
     if args.estimate:
         generate_toy_shapes(args.data_root, args.num_train, args.num_val)
         costs = []
-        print('| detector | CPU s/iter | CPU ms/img | params M | GFLOPs |\n|---|---|---|---|---|')
+        print('| detector | CPU s/iter | CPU ms/img | params M | GFLOPs |\n'
+              '|---|---|---|---|---|')
         for family in args.families:
             c = iteration_cost(family, budget, args.data_root)
             costs.append(c)

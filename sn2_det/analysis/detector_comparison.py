@@ -53,14 +53,16 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # name: (row label, config whose detector is compared)
 FAMILIES = {
     'lighthead': ('Light-Head R-CNN', 'configs/toy/lighthead_sn2_toy.py'),
-    'faster-rcnn': ('Faster R-CNN + FPN', 'configs/swap/faster-rcnn_sn2-1.0x_fpn_1x_coco.py'),
+    'faster-rcnn': ('Faster R-CNN + FPN',
+                    'configs/swap/faster-rcnn_sn2-1.0x_fpn_1x_coco.py'),
     'retinanet': ('RetinaNet', 'configs/swap/retinanet_sn2-1.0x_fpn_1x_coco.py'),
     'fcos': ('FCOS', 'configs/swap/fcos_sn2-1.0x_fpn_gn-head_1x_coco.py'),
     'gfl': ('GFL (NanoDet-like)', 'configs/swap/gfl_sn2-1.0x_fpn_320_1x_coco.py'),
     'ssdlite': ('SSDLite', 'configs/swap/ssdlite_sn2-1.0x_8xb24-600e_coco.py'),
     'yolox-nano': ('YOLOX-nano', 'configs/swap/yolox_nano_sn2-0.5x_8xb8-300e_coco.py'),
     'yolox-tiny': ('YOLOX-tiny', 'configs/swap/yolox_tiny_sn2-1.0x_8xb8-300e_coco.py'),
-    'rtmdet-tiny': ('RTMDet-tiny', 'configs/swap/rtmdet_tiny_sn2-1.0x_8xb32-300e_coco.py'),
+    'rtmdet-tiny': ('RTMDet-tiny',
+                    'configs/swap/rtmdet_tiny_sn2-1.0x_8xb32-300e_coco.py'),
 }
 IMAGENET_RGB = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                     bgr_to_rgb=True)
@@ -113,11 +115,17 @@ def _replace_prefix_channels(node, old: Sequence[int], new: Sequence[int]):
 
 
 def _num_classes(node, count: int):
-    _walk(node, lambda d: d.__setitem__('num_classes', count) if 'num_classes' in d else None)
+    def fix(d):
+        if 'num_classes' in d:
+            d['num_classes'] = count
+    _walk(node, fix)
 
 
 def _sync_bn_to_bn(node):
-    _walk(node, lambda d: d.__setitem__('type', 'BN') if d.get('type') == 'SyncBN' else None)
+    def fix(d):
+        if d.get('type') == 'SyncBN':
+            d['type'] = 'BN'
+    _walk(node, fix)
 
 
 def _toy_width(node, width: int):
@@ -234,7 +242,8 @@ def toy_config(family: str, budget: Budget, data_root: str, work_dir: str):
         sampler_seed=dict(type='DistSamplerSeedHook'),
         visualization=dict(type='DetVisualizationHook'))
     # a visualizer of its own (mmengine keeps one instance a name per process)
-    cfg.visualizer = dict(type='DetLocalVisualizer', name=f'compare_{family}_{time.time_ns()}',
+    cfg.visualizer = dict(type='DetLocalVisualizer',
+                          name=f'compare_{family}_{time.time_ns()}',
                           vis_backends=[dict(type='LocalVisBackend')])
     cfg.pop('tta_model', None)
     cfg.pop('tta_pipeline', None)
@@ -272,7 +281,8 @@ def _held_out_batches(cfg, count: int) -> list:
         for image in ann['images'][:count]:
             data = pipeline(dict(img_path=osp.join(root, 'val', image['file_name']),
                                  img_id=image['id'], instances=[]))
-            batches.append(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
+            batches.append(dict(inputs=[data['inputs']],
+                                data_samples=[data['data_samples']]))
     return batches
 
 
