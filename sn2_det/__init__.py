@@ -7,7 +7,7 @@ checkpoint loader scheme for local files that unpickles under ``weights_only=Tru
 (:mod:`sn2_det.utils.checkpoint`) and an atomic local file backend
 (:mod:`sn2_det.engine.atomic_files`); docs/development.md lists these extension
 points. ``sn2_det.config_file(name)`` is the path of a config shipped in the package,
-for a ``_base_`` outside the repository (docs/install.md).
+for a ``_base_`` outside the repository (docs/development.md).
 """
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers the modules)
 from .utils.checkpoint import register_safe_local_loader

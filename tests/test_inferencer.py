@@ -61,8 +61,16 @@ def test_every_detector_config_is_listed():
     names = set(DETECTOR_CONFIGS)
     assert {'configs/lighthead_sn2.py', 'configs/lighthead_sn2_star.py', TOY,
             'configs/swap/faster-rcnn_sn2-1.0x_fpn_1x_coco.py',
-            'configs/swap/retinanet_sn2-1.0x_fpn_1x_coco.py'} <= names
+            'configs/swap/retinanet_sn2-1.0x_fpn_1x_coco.py',
+            'configs/swap/rtmdet_tiny_sn2-1.0x_8xb32-300e_coco.py',
+            'configs/swap/yolox_nano_sn2-0.5x_8xb8-300e_coco.py',
+            'configs/swap/yolox_tiny_sn2-1.0x_8xb8-300e_coco.py',
+            'configs/swap/ssdlite_sn2-1.0x_8xb24-600e_coco.py',
+            'configs/swap/gfl_sn2-1.0x_fpn_320_1x_coco.py',
+            'configs/swap/fcos_sn2-1.0x_fpn_gn-head_1x_coco.py',
+            'configs/swap/mask-rcnn_sn2-1.0x_fpn_1x_coco.py'} <= names
     assert sum(c.startswith('configs/table7/') for c in names) == 20
+    assert sum(c.startswith('configs/swap/') for c in names) == 16  # 7 also with V2*
 
 
 def _inferencer_cases():

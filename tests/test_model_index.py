@@ -11,14 +11,16 @@ ROOT = Path(__file__).resolve().parents[1]
 INDEX = yaml.safe_load((ROOT / 'metafile.yml').read_text())
 MODELS = {m['Config']: m for m in INDEX['Models']}
 # Measured under `make test`; the twenty Table 7 cells' FLOPs under `make test-slow`.
-QUICK_FLOPS = ('configs/lighthead_sn2.py', 'configs/toy/lighthead_sn2_toy.py')
+QUICK_FLOPS = ('configs/lighthead_sn2.py', 'configs/toy/lighthead_sn2_toy.py',
+               'configs/swap/ssdlite_sn2-1.0x_8xb24-600e_coco.py')
 
 
-def test_every_light_head_and_table7_config_is_listed_once():
+def test_every_light_head_table7_and_swap_config_is_listed_once():
     expected = {str(p.relative_to(ROOT)) for pattern in (
         'configs/lighthead_sn2*.py', 'configs/table7/lighthead_*.py',
-        'configs/toy/lighthead_*.py') for p in ROOT.glob(pattern)}
-    assert len(expected) == 27  # 5 ShuffleNet V2, 20 Table 7, 2 toy
+        'configs/toy/lighthead_*.py', 'configs/swap/*.py') for p in ROOT.glob(pattern)}
+    # 5 ShuffleNet V2, 20 Table 7, 2 toy; 9 swap detectors, 7 of them also with V2*
+    assert len(expected) == 27 + 16
     configs = [m['Config'] for m in INDEX['Models']]
     assert sorted(configs) == sorted(expected)
     assert [c for _, c in index_configs(str(ROOT))] == configs

@@ -1,6 +1,7 @@
 """The model index (``metafile.yml``, the format of mmdet's and mim's metafiles) of the
 Light-Head R-CNN configs: the paper's detection experiment (ShuffleNet V2 / V2* 1.0x),
-the twenty cells of its Table 7 and the toy config.
+the twenty cells of its Table 7 and the toy config; and of mmdet's detectors with the
+backbone swapped for ShuffleNet V2 / V2* (``configs/swap``), one collection a family.
 
 Every figure is measured, never typed in: ``FLOPs`` are the multiply-adds of the whole
 detector at test time on one image of the config's test scale (800x1200 for COCO),
@@ -29,8 +30,27 @@ COLLECTIONS = (
      'Sec. 5 (object detection)'),
     ('Light-Head R-CNN Table 7', 'configs/table7/lighthead_*.py', 'Sec. 5, Table 7'),
     ('Light-Head R-CNN toy', 'configs/toy/lighthead_*.py', None),
+    ('RTMDet ShuffleNet V2', 'configs/swap/rtmdet_*.py', None),
+    ('YOLOX ShuffleNet V2', 'configs/swap/yolox_*.py', None),
+    ('SSDLite ShuffleNet V2', 'configs/swap/ssdlite_*.py', None),
+    ('GFL ShuffleNet V2', 'configs/swap/gfl_*.py', None),
+    ('FCOS ShuffleNet V2', 'configs/swap/fcos_*.py', None),
+    ('RetinaNet ShuffleNet V2', 'configs/swap/retinanet_*.py', None),
+    ('Faster R-CNN ShuffleNet V2', 'configs/swap/faster-rcnn_*.py', None),
+    ('Mask R-CNN ShuffleNet V2', 'configs/swap/mask-rcnn_*.py', None),
 )
 ARCHITECTURE = ('Light-Head R-CNN', 'RPN', 'PS-RoI Align', 'Large Separable Convolution')
+# The swap collections' detectors (mmdet's metafiles' names).
+ARCHITECTURES = {
+    'RTMDet ShuffleNet V2': ('RTMDet', 'CSPNeXtPAFPN', 'Dynamic Soft Label Assigner'),
+    'YOLOX ShuffleNet V2': ('YOLOX', 'PAFPN', 'SimOTA'),
+    'SSDLite ShuffleNet V2': ('SSD', 'Depthwise Separable Convolution'),
+    'GFL ShuffleNet V2': ('Generalized Focal Loss', 'FPN', 'ATSS'),
+    'FCOS ShuffleNet V2': ('FCOS', 'FPN', 'Group Normalization'),
+    'RetinaNet ShuffleNet V2': ('RetinaNet', 'FPN', 'Focal Loss'),
+    'Faster R-CNN ShuffleNet V2': ('Faster R-CNN', 'FPN', 'RPN', 'RoIAlign'),
+    'Mask R-CNN ShuffleNet V2': ('Mask R-CNN', 'FPN', 'RPN', 'RoIAlign'),
+}
 TRAINING_DATA = {'data/coco/': 'COCO', 'data/toy_shapes/': 'toy_shapes'}
 OPTIMIZER_TECHNIQUES = {'SGD': ['SGD with Momentum', 'Weight Decay'],
                         'AdamW': ['AdamW', 'Weight Decay']}
@@ -116,9 +136,9 @@ def model_entry(root: str, collection: str, config: str,
 def collection_entry(name: str, section: Optional[str]) -> dict:
     entry = {
         'Name': name,
-        'Metadata': {'Architecture': list(ARCHITECTURE)},
+        'Metadata': {'Architecture': list(ARCHITECTURES.get(name, ARCHITECTURE))},
         'Paper': dict(PAPER),
-        'README': 'docs/table7.md',
+        'README': 'docs/detectors.md' if name in ARCHITECTURES else 'docs/table7.md',
     }
     if section:
         entry['Paper']['Section'] = section

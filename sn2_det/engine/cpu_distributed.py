@@ -21,12 +21,15 @@ at once. The timeout must exceed the longest stretch one rank works alone (rank 
 saving a checkpoint or computing COCO metrics while the others wait).
 """
 import datetime
+import logging
 import os
 import subprocess
 
 import torch
 import torch.distributed as dist
-from mmengine.model import MMDistributedDataParallel
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS
 
 from ..utils.errors import LaunchError
@@ -36,7 +39,15 @@ DEFAULT_TIMEOUT_S = 1800
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper on CPU processes. PyTorch's SyncBatchNorm refuses CPU
+    modules (mmdet's RTMDet configs use it): its layers become BN, each process
+    normalising over its own batch, with their weights and statistics kept."""
+
     def __init__(self, module, device_ids=None, **kwargs):
+        if any(isinstance(m, nn.SyncBatchNorm) for m in module.modules()):
+            module = revert_sync_batchnorm(module)
+            print_log('SyncBN layers run as BN on CPU processes (each normalises its '
+                      'own batch)', logger='current', level=logging.WARNING)
         super().__init__(module=module, device_ids=None, **kwargs)
 
 
