@@ -1,4 +1,4 @@
-"""The bad-input matrix of issue 7: images, annotations and configs, a test (or a
+"""The bad-input matrix: images, annotations and configs, a test (or a
 parametrized case) per row, each asserting the behaviour docs/reliability.md names."""
 import io
 import json

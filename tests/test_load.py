@@ -1,4 +1,4 @@
-"""Issue 7, Load: training and evaluation stream, their resident memory (the process
+"""Load: training and evaluation stream, their resident memory (the process
 and its data workers) growing by less than 200 MB from the first hundred iterations
 or images to the last. The measured figures are printed (``pytest -s``)."""
 import json

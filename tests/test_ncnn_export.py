@@ -1,4 +1,4 @@
-"""Backbones to ncnn with pnnx (issue 13): every ShuffleNet V2 width and V2* within 1e-3
+"""Backbones to ncnn with pnnx: every ShuffleNet V2 width and V2* within 1e-3
 relative of PyTorch with ncnn's fp16 options off, where the fp32 difference came from
 (pnnx's fp16 weights), tools/export_ncnn.py and its errors, layers ncnn lacks named,
 and tools/arm_benchmark.py on all three runtimes where torch cannot be imported."""
@@ -74,7 +74,7 @@ def test_every_width_converts_within_1e3(tmp_path, widen_factor, star):
 
 
 def test_fp16_weights_are_the_fp32_difference(tmp_path, small):
-    """pnnx's default, fp16 weights in the .bin, gives the ~1e-3 relative of the issue
+    """pnnx's default, fp16 weights in the .bin, gives a relative difference of ~1e-3
     with ncnn computing in fp32 (1.05e-3 once in CI; measured here, so no limit);
     our fp32 weights bring it to ~1e-6."""
     model, param, _ = small

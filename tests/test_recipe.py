@@ -1,4 +1,4 @@
-"""Issue 11: the Light-Head R-CNN authors' recipe as keys (docs/recipe.md): thin-map
+"""The Light-Head R-CNN authors' recipe as keys (docs/recipe.md): thin-map
 lr multiplier, stride-16 thin map by dilation, OHEM ranking and pooling, schedule.
 (PS-RoI Align 'max' / unaligned: tests/test_ps_roi_ops.py.)"""
 from pathlib import Path

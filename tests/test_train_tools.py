@@ -1,7 +1,6 @@
 """Toy dataset, tools/train.py (resume, work dir), tools/test.py, tools/infer.py and a
 two-process distributed run, on a few generated images."""
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from helpers import free_port, run_python as _run
 from sn2_det.apis.runner import set_data_root
 from sn2_det.datasets.toy_shapes import CLASSES, dataset_digest, generate_toy_shapes
 from sn2_det.utils.checkpoint import safe_torch_load
@@ -52,12 +52,6 @@ def test_set_data_root_moves_every_path(toy_root):
         set_data_root(cfg, '/nonexistent/coco')
 
 
-def _run(args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, **kwargs)
-
-
 def test_train_resume_test_and_infer(tmp_path, toy_root):
     work = tmp_path / 'work'
     common = ['--data-root', str(toy_root), '--work-dir', str(work), '--cfg-options',
@@ -92,15 +86,9 @@ def test_train_resume_test_and_infer(tmp_path, toy_root):
     assert missing.returncode != 0 and 'no/such.png' in missing.stderr
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 def test_two_process_distributed_training(tmp_path, toy_root):
     work = tmp_path / 'dist'
-    env = dict(os.environ, PYTHON=sys.executable, PORT=_free_port(), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=free_port(), OMP_NUM_THREADS='1')
     out = subprocess.run(
         ['bash', 'tools/dist_train.sh', TOY, '2', '--data-root', str(toy_root),
          '--work-dir', str(work), '--cfg-options', *SMALL, 'train_cfg.max_epochs=1',

@@ -1,4 +1,4 @@
-"""Test-only hooks for the fault and load tests (issue 7), loaded by the configs those
+"""Test-only hooks for the fault and load tests, loaded by the configs those
 tests write (``custom_imports``, with ``tests/plugins`` on ``PYTHONPATH``)."""
 import json
 import os
