@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 
 import sn2_det  # noqa: F401  (installs the checked loading)
-from helpers import run_python as _run
+from helpers import NO_WORKERS, run_python as _run
 from sn2_det.apis.detector_checkpoint import (compare_state_dicts, describe_misfit,
                                               init_checked_detector, trained_with)
 from sn2_det.apis.runner import load_config, set_data_root, train
@@ -24,10 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
 FULL = str(ROOT / 'configs/lighthead_sn2.py')
 SMALL_OPTIONS = {
-    'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
-    'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
-    'val_dataloader.persistent_workers': False, 'test_dataloader.num_workers': 0,
-    'test_dataloader.persistent_workers': False, 'default_hooks.logger.interval': 1,
+    **NO_WORKERS, 'train_dataloader.batch_size': 2, 'default_hooks.logger.interval': 1,
     'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 5}
 SMALL = [f'{k}={v}' for k, v in SMALL_OPTIONS.items()]
 # the full config reads COCO's file names: the toy images under COCO class names

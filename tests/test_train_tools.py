@@ -8,18 +8,16 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from helpers import free_port, run_python as _run
+from helpers import NO_WORKERS, free_port, run_python as _run
 from sn2_det.apis.runner import set_data_root
 from sn2_det.datasets.toy_shapes import CLASSES, dataset_digest, generate_toy_shapes
 from sn2_det.utils.checkpoint import safe_torch_load
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
-SMALL = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-         'val_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
-         'test_dataloader.persistent_workers=False', 'default_hooks.logger.interval=1',
-         'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5']
+SMALL = ['train_dataloader.batch_size=2', *(f'{k}={v}' for k, v in NO_WORKERS.items()),
+         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1',
+         'default_hooks.checkpoint.max_keep_ckpts=5']
 
 
 @pytest.fixture(scope='module')
