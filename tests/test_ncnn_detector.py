@@ -141,7 +141,9 @@ def test_arm_benchmark_times_the_ncnn_detector_without_torch(tmp_path, spread):
                                  'labels': [count]}
 
 
-@pytest.mark.slow  # the same check on six pictures: test_detections_match_mmdet_on_pictures
+# slow: make test runs the same check on six pictures
+# (test_detections_match_mmdet_on_pictures)
+@pytest.mark.slow
 def test_detector_matches_pytorch_on_the_bundled_held_out_images(tmp_path,
                                                                   trained_toy_detector):
     root, checkpoint = trained_toy_detector
