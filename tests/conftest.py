@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import train_toy_detector
+
 torch.set_num_threads(2)
 
 
@@ -22,3 +24,12 @@ def seeded():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def trained_toy_detector(tmp_path_factory):
+    """The toy detector trained once for the whole test run (helpers.TRAIN_OPTIONS) on
+    the toy dataset made with the bundled defaults: (dataset root, checkpoint). Tests
+    read both and write elsewhere."""
+    root = tmp_path_factory.mktemp('toy_trained')
+    return root, train_toy_detector(root, root / 'work')

@@ -7,14 +7,12 @@ from pathlib import Path
 import cv2
 import pytest
 
+from helpers import NO_WORKERS
 from sn2_det.apis.demo import matched, read_scalars, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = {'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
-         'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
-         'val_dataloader.persistent_workers': False, 'test_dataloader.num_workers': 0,
-         'test_dataloader.persistent_workers': False, 'default_hooks.logger.interval': 1,
-         'train_cfg.max_epochs': 2}
+SMALL = {**NO_WORKERS, 'train_dataloader.batch_size': 2,
+         'default_hooks.logger.interval': 1, 'train_cfg.max_epochs': 2}
 
 
 def test_matched_needs_class_and_overlap():

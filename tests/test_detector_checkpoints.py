@@ -4,10 +4,7 @@ DetInferencer, export and benchmark; load_from fine-tunes an 80-class checkpoint
 into the toy config, skipping only the final layers (sn2_det.apis.detector_checkpoint).
 """
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import torch
 from mmengine.config import Config
 
 import sn2_det  # noqa: F401  (installs the checked loading)
+from helpers import NO_WORKERS, run_python as _run
 from sn2_det.apis.detector_checkpoint import (compare_state_dicts, describe_misfit,
                                               init_checked_detector, trained_with)
 from sn2_det.apis.runner import load_config, set_data_root, train
@@ -26,10 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
 FULL = str(ROOT / 'configs/lighthead_sn2.py')
 SMALL_OPTIONS = {
-    'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
-    'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
-    'val_dataloader.persistent_workers': False, 'test_dataloader.num_workers': 0,
-    'test_dataloader.persistent_workers': False, 'default_hooks.logger.interval': 1,
+    **NO_WORKERS, 'train_dataloader.batch_size': 2, 'default_hooks.logger.interval': 1,
     'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 5}
 SMALL = [f'{k}={v}' for k, v in SMALL_OPTIONS.items()]
 # the full config reads COCO's file names: the toy images under COCO class names
@@ -40,12 +35,6 @@ REFUSAL = (r'does not fit the detector of configs/lighthead_sn2\.py: \d+ keys do
            r'model \(\d+, \d+.*\).*It was trained with configs/toy/lighthead_sn2_toy\.py '
            r'\(experiment lighthead_sn2_toy_\d{8}_\d{6}; LightHeadRCNN, backbone '
            r'ShuffleNetV2 widen_factor=0\.5')
-
-
-def _run(args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.fixture(scope='module')
@@ -61,16 +50,15 @@ def toy_root(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def toy_checkpoint(toy_root, tmp_path_factory):
-    """A checkpoint of the toy detector, written by a one-iteration training run."""
-    work = tmp_path_factory.mktemp('toy_work')
-    train(load_config(TOY, str(work), str(toy_root), SMALL_OPTIONS))
-    return work / 'epoch_1.pth'
+def toy_checkpoint(trained_toy_detector):
+    """A checkpoint of the toy detector (the one trained once for the test run)."""
+    return Path(trained_toy_detector[1])
 
 
-def test_the_full_config_refuses_a_toy_checkpoint_in_test(toy_root, toy_checkpoint):
+def test_the_full_config_refuses_a_toy_checkpoint_in_test(toy_root, toy_checkpoint,
+                                                          tmp_path):
     out = _run(['tools/test.py', FULL, str(toy_checkpoint), '--data-root', str(toy_root),
-                '--work-dir', str(toy_checkpoint.parent / 'test'), '--cfg-options',
+                '--work-dir', str(tmp_path / 'test'), '--cfg-options',
                 *FULL_ON_TOY, f'test_evaluator.ann_file={toy_root}/annotations/'
                 'instances_val_coco.json', 'test_dataloader.num_workers=0',
                 'test_dataloader.persistent_workers=False'])
@@ -81,12 +69,12 @@ def test_the_full_config_refuses_a_toy_checkpoint_in_test(toy_root, toy_checkpoi
     assert 'coco/bbox_mAP' not in out.stdout + out.stderr
 
 
-def test_mmdet_tools_test_refuses_a_toy_checkpoint(toy_root, toy_checkpoint):
+def test_mmdet_tools_test_refuses_a_toy_checkpoint(toy_root, toy_checkpoint, tmp_path):
     import mmdet
     tool = Path(mmdet.__file__).parent / '.mim/tools/test.py'
     ann = f'{toy_root}/annotations/instances_val_coco.json'
     out = _run([str(tool), FULL, str(toy_checkpoint), '--work-dir',
-                str(toy_checkpoint.parent / 'mmdet_test'), '--cfg-options',
+                str(tmp_path / 'mmdet_test'), '--cfg-options',
                 f'test_dataloader.dataset.data_root={toy_root}/', *FULL_ON_TOY,
                 f'test_evaluator.ann_file={ann}', 'test_dataloader.num_workers=0',
                 'test_dataloader.persistent_workers=False'])
@@ -115,8 +103,8 @@ def test_det_inferencer_refuses_a_toy_checkpoint(toy_checkpoint):
 
 
 def test_det_inferencer_loads_a_checkpoint_that_fits(toy_root, toy_checkpoint):
-    """Through the loading DetInferencer.__init__ runs (its test-pipeline check, issue
-    12, comes after it)."""
+    """Through the loading DetInferencer.__init__ runs (its test-pipeline check comes
+    after it)."""
     from mmdet.apis import DetInferencer
     cfg = Config.fromfile(TOY)
     set_data_root(cfg, str(toy_root))

@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from helpers import NO_WORKERS
 from sn2_det.apis import runner as sn2_runner
 from sn2_det.apis.runner import load_config, set_data_root, train
 from sn2_det.datasets.toy_shapes import generate_toy_shapes
@@ -19,11 +20,8 @@ from sn2_det.utils.checkpoint import safe_torch_load
 ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
 TOY_EMA = str(ROOT / 'configs/toy/lighthead_sn2_toy_ema.py')
-SMALL = {'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
-         'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
-         'val_dataloader.persistent_workers': False, 'test_dataloader.num_workers': 0,
-         'test_dataloader.persistent_workers': False, 'default_hooks.logger.interval': 1,
-         'default_hooks.checkpoint.max_keep_ckpts': 5}
+SMALL = {**NO_WORKERS, 'train_dataloader.batch_size': 2,
+         'default_hooks.logger.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 5}
 
 
 @HOOKS.register_module()

@@ -21,6 +21,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import save_checkpoint
 
 import sn2_det  # noqa: F401
+from helpers import free_port
 from sn2_det.datasets.seeded_sampling import SeededDataset, SeededIndex, SeededSampler
 from sn2_det.datasets.toy_shapes import generate_toy_shapes
 from sn2_det.engine import AtomicLocalBackend, IterationSeedHook, atomic_files
@@ -344,13 +345,6 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_losses_and_weights(
 
 # --- a distributed peer that dies or hangs -------------------------------------------
 
-def _free_port() -> str:
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 def _stop_config(tmp_path, tiny_root, signal_name: str, timeout_s: int) -> str:
     return tiny_config(tmp_path / 'dist.py', tiny_root, workers=0,
                        extra=textwrap.dedent(f'''
@@ -366,7 +360,7 @@ def test_torchrun_ends_the_run_when_one_process_is_killed(tmp_path, tiny_root):
     log = tmp_path / 'dist.log'
     began = time.monotonic()
     proc = start(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-                  str(tmp_path / 'work')], log, PORT=_free_port())
+                  str(tmp_path / 'work')], log, PORT=free_port())
     try:
         code = proc.wait(timeout=120)
     finally:
@@ -387,7 +381,7 @@ def test_without_torchrun_a_stopped_or_dead_peer_ends_the_other_process(
     silent) rank 0 fails its next collective after ``env_cfg.dist_cfg.timeout``
     seconds; when rank 1 dies, rank 0 fails at once on the closed connection."""
     config = _stop_config(tmp_path, tiny_root, signal_name, timeout_s)
-    port = _free_port()
+    port = free_port()
     procs = [start(['tools/train.py', config, '--launcher', 'pytorch', '--work-dir',
                     str(tmp_path / 'work')], tmp_path / f'rank{rank}.log',
                    RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',

@@ -10,27 +10,9 @@ import numpy as np
 import pytest
 
 from sn2_det.apis.inference import MediaError, classify_input, infer_media
-from sn2_det.apis.runner import load_config, set_data_root, train
-from sn2_det.datasets.toy_shapes import generate_toy_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
-SMALL = {'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
-         'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
-         'val_dataloader.persistent_workers': False, 'test_dataloader.num_workers': 0,
-         'test_dataloader.persistent_workers': False, 'train_cfg.max_epochs': 1}
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A checkpoint of the toy config after one short epoch, and its dataset."""
-    root = tmp_path_factory.mktemp('toy')
-    generate_toy_shapes(str(root), num_train=4, num_val=6, seed=3)
-    work = root / 'work'
-    cfg = load_config(TOY, work_dir=str(work), cfg_options=SMALL)
-    set_data_root(cfg, str(root))
-    train(cfg)
-    return root, str(work / 'epoch_1.pth')
 
 
 def _write_video(path: Path, frames, codec: str, fps: float = 10.0) -> None:
@@ -59,8 +41,8 @@ def _val_frames(root: Path, count: int):
     return [cv2.imread(str(root / 'val' / f'{i:05d}.png')) for i in range(count)]
 
 
-def test_video_through_the_cli(tmp_path, trained):
-    root, checkpoint = trained
+def test_video_through_the_cli(tmp_path, trained_toy_detector):
+    root, checkpoint = trained_toy_detector
     video = tmp_path / 'clip.mp4'
     _write_video(video, _val_frames(root, 6), 'mp4v')
     out = tmp_path / 'annotated.mp4'
@@ -80,8 +62,8 @@ def test_video_through_the_cli(tmp_path, trained):
         assert (np.abs(drawn.astype(int) - plain.astype(int)).max(axis=2) > 60).sum() > 100
 
 
-def test_video_to_avi_matches_single_images(tmp_path, trained):
-    root, checkpoint = trained
+def test_video_to_avi_matches_single_images(tmp_path, trained_toy_detector):
+    root, checkpoint = trained_toy_detector
     images = _val_frames(root, 3)
     video = tmp_path / 'clip.avi'
     _write_video(video, images, 'MJPG')
@@ -100,8 +82,8 @@ def test_video_to_avi_matches_single_images(tmp_path, trained):
     assert result['detections'] == per_image
 
 
-def test_folder_skips_and_lists_unreadable_images(tmp_path, trained):
-    root, checkpoint = trained
+def test_folder_skips_and_lists_unreadable_images(tmp_path, trained_toy_detector):
+    root, checkpoint = trained_toy_detector
     folder = tmp_path / 'pictures'
     folder.mkdir()
     for i, image in enumerate(_val_frames(root, 2)):
@@ -176,9 +158,10 @@ class _FakeCamera:
         self.released = True
 
 
-def test_camera_records_until_ctrl_c_or_max_frames(tmp_path, trained, monkeypatch, capsys):
+def test_camera_records_until_ctrl_c_or_max_frames(tmp_path, trained_toy_detector,
+                                                   monkeypatch, capsys):
     import sn2_det.apis.inference as inference
-    root, checkpoint = trained
+    root, checkpoint = trained_toy_detector
     frame = _val_frames(root, 1)[0]
     opened = []
     for stop_after, max_frames, out in ((3, None, 'ctrl_c.avi'), (None, 4, 'max.mp4')):

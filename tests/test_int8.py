@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
-from test_onnx_detector import ENV, TRAIN_OPTIONS
+from test_onnx_detector import ENV
 from test_onnx_export import _load_tool
 
 from sn2_det.deploy import (backbone_from_name, export_backbone, export_detector, runners,
@@ -22,24 +22,6 @@ from sn2_det.deploy.quantization import feeds_from_images, fp32_nodes, quantize_
 pytest.importorskip('onnxruntime.quantization', reason='needs onnxruntime')
 ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
-
-
-def trained_toy_detector(base: Path):
-    """The toy config trained 96 iterations on the toy dataset made with the bundled
-    defaults (its val split is the bundled held-out one), once per test session:
-    (dataset root, checkpoint)."""
-    from sn2_det.datasets.toy_shapes import generate_toy_shapes
-    root = base / 'toy_trained'
-    checkpoint = root / 'work' / 'epoch_12.pth'
-    if not checkpoint.exists():
-        generate_toy_shapes(str(root), num_train=64, num_val=100, seed=0)
-        proc = subprocess.run(
-            [sys.executable, 'tools/train.py', TOY, '--data-root', str(root), '--work-dir',
-             str(root / 'work'), '--cfg-options', *TRAIN_OPTIONS], cwd=ROOT,
-            capture_output=True, text=True, env={**ENV, 'PYTHONPATH': str(ROOT)},
-            timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return root, str(checkpoint)
 
 
 def _folder(path, shape, count):
@@ -106,16 +88,11 @@ def test_rejects_bad_input(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    return trained_toy_detector(tmp_path_factory.getbasetemp())
-
-
-def test_detector_int8_map_per_runtime(tmp_path, trained):
+def test_detector_int8_map_per_runtime(tmp_path, trained_toy_detector):
     """The trained toy detector in fp32 and int8 on the bundled held-out images (and
     on ncnn, fp16 off and on, where the extra is installed)."""
     from sn2_det.deploy import detector_from_config
-    root, checkpoint = trained
+    root, checkpoint = trained_toy_detector
     detector = detector_from_config(TOY, checkpoint)
     fp32 = export_detector(detector, str(tmp_path / 'toy.onnx'), (256, 256))
     ncnn = []

@@ -3,7 +3,9 @@ on the shipped toy config and the logs of its run: train, test, get_flops,
 browse_dataset, confusion_matrix and analyze_logs plot_curve.
 
 They run as a user runs them, from a folder holding the data under the config's own
-data_root (data/toy_shapes/, a few generated images); nothing else is changed."""
+data_root (data/toy_shapes/, a few generated images); nothing else is changed. test and
+confusion_matrix read the toy detector trained once for the test run; mmdet's train
+(the toy config's 12 epochs) and the curves of its logs are slow."""
 import json
 import os
 import pickle
@@ -33,11 +35,17 @@ def mmdet_tool(workspace: Path, tool: str, *args) -> str:
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """mmdet's tools/train.py on the toy config: two training and two validation
-    images, so each of the 12 epochs is one iteration."""
+def workspace(tmp_path_factory):
+    """A user's folder with two training and two validation images."""
     workspace = tmp_path_factory.mktemp('user')
     generate_toy_shapes(str(workspace / 'data/toy_shapes'), num_train=2, num_val=2, seed=4)
+    return workspace
+
+
+@pytest.fixture(scope='module')
+def trained(workspace):
+    """mmdet's tools/train.py on the toy config: each of the 12 epochs is one
+    iteration."""
     mmdet_tool(workspace, 'train.py', TOY, '--work-dir', 'work')
     return workspace
 
@@ -49,41 +57,47 @@ def test_mmdet_tools_are_shipped_with_mmdet():
         assert (MMDET_TOOLS / tool).is_file(), tool
 
 
-def test_mmdet_train_and_test(trained):
+@pytest.mark.slow
+def test_mmdet_train(trained):
     work = trained / 'work'
     assert (work / f'epoch_{EPOCHS}.pth').is_file()
     assert (work / 'lighthead_sn2_toy.py').is_file()  # the config as run
-    out = mmdet_tool(trained, 'test.py', TOY, work / f'epoch_{EPOCHS}.pth',
+
+
+def test_mmdet_test(workspace, trained_toy_detector):
+    _, checkpoint = trained_toy_detector
+    out = mmdet_tool(workspace, 'test.py', TOY, checkpoint,
                      '--out', 'results.pkl', '--work-dir', 'test_work')
     assert 'coco/bbox_mAP' in out
-    with open(trained / 'results.pkl', 'rb') as f:
+    with open(workspace / 'results.pkl', 'rb') as f:
         results = pickle.load(f)
     assert len(results) == 2 and 'pred_instances' in results[0]
 
 
-def test_mmdet_confusion_matrix(trained):
-    if not (trained / 'results.pkl').exists():
-        mmdet_tool(trained, 'test.py', TOY, trained / f'work/epoch_{EPOCHS}.pth',
+def test_mmdet_confusion_matrix(workspace, trained_toy_detector):
+    if not (workspace / 'results.pkl').exists():
+        mmdet_tool(workspace, 'test.py', TOY, trained_toy_detector[1],
                    '--out', 'results.pkl', '--work-dir', 'test_work')
-    mmdet_tool(trained, 'analysis_tools/confusion_matrix.py', TOY, 'results.pkl', 'cm')
-    assert cv2.imread(str(trained / 'cm/confusion_matrix.png')) is not None
+    mmdet_tool(workspace, 'analysis_tools/confusion_matrix.py', TOY, 'results.pkl', 'cm')
+    assert cv2.imread(str(workspace / 'cm/confusion_matrix.png')) is not None
 
 
-def test_mmdet_get_flops(trained):
-    out = mmdet_tool(trained, 'analysis_tools/get_flops.py', TOY)
+def test_mmdet_get_flops(workspace):
+    out = mmdet_tool(workspace, 'analysis_tools/get_flops.py', TOY)
     assert 'Flops:' in out and 'Params:' in out
     # The toy images are 256x256, padded to a multiple of 32 (itself).
     assert 'Input shape: (256, 256)' in out
 
 
-def test_mmdet_browse_dataset(trained):
-    mmdet_tool(trained, 'analysis_tools/browse_dataset.py', TOY, '--output-dir', 'browse',
-               '--not-show')
-    drawn = sorted((trained / 'browse').glob('*.png'))
+def test_mmdet_browse_dataset(workspace):
+    mmdet_tool(workspace, 'analysis_tools/browse_dataset.py', TOY, '--output-dir',
+               'browse', '--not-show')
+    drawn = sorted((workspace / 'browse').glob('*.png'))
     assert len(drawn) == 2
     assert cv2.imread(str(drawn[0])).shape[:2] == (256, 256)
 
 
+@pytest.mark.slow
 def test_mmdet_analyze_logs_plot_curve(trained):
     logs = sorted((trained / 'work').glob('*/vis_data/*.json'))
     log = next(p for p in logs if p.name != 'scalars.json')

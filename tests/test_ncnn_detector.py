@@ -2,7 +2,7 @@
 backbone, thin map, RPN convolutions) in ncnn, proposals, NMS, PS-RoI Align and the
 R-CNN subnet in numpy (tools/arm_benchmark.py); each numpy piece against an
 independent reference, and the detections against mmdet's on pictures and on the
-bundled toy dataset's 100 held-out images (a toy detector trained in the test)."""
+bundled toy dataset's 100 held-out images (the toy detector trained for the test run)."""
 import json
 from pathlib import Path
 
@@ -15,7 +15,6 @@ pytest.importorskip('ncnn', reason='ncnn is an optional extra: pip install '
 pytest.importorskip('pnnx', reason='pnnx is an optional extra: pip install '
                                    '-r requirements/deploy.txt')
 
-from test_int8 import trained_toy_detector  # noqa: E402
 from test_onnx_detector import (SHAPE, TOY, _greedy_nms, _spread_detector,  # noqa: E402
                                 _toy_detector)
 from test_onnx_export import _load_tool, run_benchmark_without_torch  # noqa: E402
@@ -142,13 +141,12 @@ def test_arm_benchmark_times_the_ncnn_detector_without_torch(tmp_path, spread):
                                  'labels': [count]}
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    return trained_toy_detector(tmp_path_factory.getbasetemp())
-
-
-def test_detector_matches_pytorch_on_the_bundled_held_out_images(tmp_path, trained):
-    root, checkpoint = trained
+# slow: make test runs the same check on six pictures
+# (test_detections_match_mmdet_on_pictures)
+@pytest.mark.slow
+def test_detector_matches_pytorch_on_the_bundled_held_out_images(tmp_path,
+                                                                  trained_toy_detector):
+    root, checkpoint = trained_toy_detector
     detector = detector_from_config(TOY, checkpoint)
     path = export_detector_ncnn(detector, str(tmp_path / 'toy.ncnn.param'), (256, 256))
     pictures = toy_split(str(root), 'val')

@@ -74,7 +74,7 @@ def test_every_width_converts_within_1e3(tmp_path, widen_factor, star):
 
 
 def test_fp16_weights_are_the_fp32_difference(tmp_path, small):
-    """pnnx's default, fp16 weights in the .bin, gives the ~1e-3 relative of the issue
+    """pnnx's default, fp16 weights in the .bin, gives a relative difference of ~1e-3
     with ncnn computing in fp32 (1.05e-3 once in CI; measured here, so no limit);
     our fp32 weights bring it to ~1e-6."""
     model, param, _ = small

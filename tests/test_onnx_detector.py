@@ -1,8 +1,9 @@
 """The whole Light-Head R-CNN detector in ONNX: NMS in the graph, data-dependent
 sizes, detections against mmdet's (boxes 1e-3 relative, scores 1e-4, or the mmAP to
 0.1 point where NMS ties differ), tools/export_onnx.py --detector and
-tools/arm_benchmark.py on the detector without torch. The slow tests train the toy
-config briefly and compare on the bundled dataset's 100 validation images."""
+tools/arm_benchmark.py on the detector without torch. The slow tests compare the
+briefly trained toy detector (conftest's trained_toy_detector) on the bundled
+dataset's 100 validation images."""
 import json
 import os
 import subprocess
@@ -295,38 +296,12 @@ def test_arm_benchmark_picture_needs_an_image_shaped_input(tmp_path):
 
 # --- slow: a briefly trained toy detector on the bundled dataset --------------------
 
-TRAIN_OPTIONS = ['train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
-                 'train_dataloader.persistent_workers=False',
-                 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-                 'test_dataloader.num_workers=0',
-                 'test_dataloader.persistent_workers=False', 'train_cfg.max_epochs=12',
-                 'train_cfg.val_interval=100', 'param_scheduler.0.end=10',
-                 'param_scheduler.1.eta_min_ratio=1.0',
-                 'default_hooks.checkpoint.interval=12', 'default_hooks.logger.interval=8']
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """The toy config trained 96 iterations (64 images, 12 epochs) on the toy dataset
-    generated with the bundled defaults: its val split is the bundled one."""
-    from sn2_det.datasets.toy_shapes import generate_toy_shapes
-    root = tmp_path_factory.mktemp('toy')
-    generate_toy_shapes(str(root), num_train=64, num_val=100, seed=0)
-    work = root / 'work'
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', TOY, '--data-root', str(root), '--work-dir',
-         str(work), '--cfg-options', *TRAIN_OPTIONS], cwd=ROOT, capture_output=True,
-        text=True, env={**ENV, 'PYTHONPATH': str(ROOT)}, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root, str(work / 'epoch_12.pth')
-
-
 @pytest.mark.slow
-def test_detector_matches_pytorch_on_the_bundled_dataset(tmp_path, trained):
+def test_detector_matches_pytorch_on_the_bundled_dataset(tmp_path, trained_toy_detector):
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
     from sn2_det.utils.config import read_config
-    root, checkpoint = trained
+    root, checkpoint = trained_toy_detector
     detector = detector_from_config(TOY, checkpoint)
     path = export_detector(detector, str(tmp_path / 'toy.onnx'), (256, 256))
     cfg = read_config(TOY).test_dataloader.dataset
@@ -352,9 +327,9 @@ def test_detector_matches_pytorch_on_the_bundled_dataset(tmp_path, trained):
 
 
 @pytest.mark.slow
-def test_cli_fails_when_the_export_differs(tmp_path, trained):
+def test_cli_fails_when_the_export_differs(tmp_path, trained_toy_detector):
     """A box regressor changed after the export: mmdet's boxes move, the file's do not."""
-    _, checkpoint = trained
+    _, checkpoint = trained_toy_detector
     out = str(tmp_path / 'bad.onnx')
     code = (
         'import runpy, sys, torch\n'

@@ -3,9 +3,6 @@ a short training run through tools/train.py on a generated image set, and the
 backbone extraction that a detector config then loads."""
 import glob
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import sn2_det  # noqa: F401
 import sn2_det.datasets.image_folder  # noqa: F401
 import sn2_det.evaluation  # noqa: F401
 import sn2_det.models.classifiers  # noqa: F401
+from helpers import run_python as _run
 from mmdet.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 from sn2_det.datasets.toy_classification import CLASSES, generate_toy_classification
 from sn2_det.datasets.toy_shapes import dataset_digest
@@ -216,12 +214,6 @@ def test_topk_accuracy():
         too_many.process({}, [dict(pred_score=scores[0], gt_label=torch.tensor(1))])
     with pytest.raises(ValueError, match='topk must be positive ints'):
         METRICS.build(dict(type='TopKAccuracy', topk=(0,)))
-
-
-def _run(args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.fixture(scope='module')

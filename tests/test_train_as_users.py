@@ -14,7 +14,6 @@
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from sn2_det.apis.pretrained_check import PretrainedWeightsError, check_pretrain
 from sn2_det.datasets.toy_shapes import generate_toy_shapes
 from sn2_det.engine.cpu_distributed import slurm_environment
 
+from helpers import free_port
 from pretrained_weights import write_backbone_checkpoint
 from reference_shufflenet import OfficialLayoutNet, randomize
 
@@ -213,12 +213,6 @@ def tiny_roots(tmp_path_factory):
     return dict(toy=toy, coco=coco)
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 def _env(**extra) -> dict:
     return dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
                 PYTHONPATH=f'{ROOT}{os.pathsep}{ROOT / "tests"}', **extra)
@@ -260,7 +254,7 @@ def test_dist_train_two_processes_default_ddp(config, tmp_path, tiny_roots):
         ['bash', 'tools/dist_train.sh', config, '2', '--data-root', str(root),
          '--work-dir', str(work), '--cfg-options',
          *_small(cfg, _weights_for(config, cfg, tmp_path))],
-        cwd=ROOT, env=_env(PORT=_free_port()), capture_output=True, text=True,
+        cwd=ROOT, env=_env(PORT=free_port()), capture_output=True, text=True,
         timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
@@ -350,7 +344,7 @@ def test_slurm_train_and_test_scripts_under_a_fake_srun(tmp_path, tiny_roots):
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     env = _env(PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', GPUS='2',
-               GPUS_PER_NODE='2', MASTER_PORT=_free_port(),
+               GPUS_PER_NODE='2', MASTER_PORT=free_port(),
                SRUN_LOG=str(tmp_path / 'srun.log'))
     cfg = Config.fromfile(str(ROOT / 'configs/toy/lighthead_sn2_toy.py'))
     work = tmp_path / 'work'
@@ -371,7 +365,7 @@ def test_slurm_train_and_test_scripts_under_a_fake_srun(tmp_path, tiny_roots):
          str(checkpoint), '--data-root', str(tiny_roots['toy']), '--work-dir',
          str(tmp_path / 'test'), '--cfg-options', 'test_dataloader.num_workers=0',
          'test_dataloader.persistent_workers=False'],
-        cwd=ROOT, env=dict(env, MASTER_PORT=_free_port()), capture_output=True,
+        cwd=ROOT, env=dict(env, MASTER_PORT=free_port()), capture_output=True,
         text=True, timeout=600)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]

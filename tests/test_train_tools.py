@@ -1,7 +1,6 @@
 """Toy dataset, tools/train.py (resume, work dir), tools/test.py, tools/infer.py and a
 two-process distributed run, on a few generated images."""
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,17 +8,16 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from helpers import NO_WORKERS, free_port, run_python as _run
 from sn2_det.apis.runner import set_data_root
 from sn2_det.datasets.toy_shapes import CLASSES, dataset_digest, generate_toy_shapes
 from sn2_det.utils.checkpoint import safe_torch_load
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / 'configs/toy/lighthead_sn2_toy.py')
-SMALL = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-         'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-         'val_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
-         'test_dataloader.persistent_workers=False', 'default_hooks.logger.interval=1',
-         'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5']
+SMALL = ['train_dataloader.batch_size=2', *(f'{k}={v}' for k, v in NO_WORKERS.items()),
+         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1',
+         'default_hooks.checkpoint.max_keep_ckpts=5']
 
 
 @pytest.fixture(scope='module')
@@ -50,12 +48,6 @@ def test_set_data_root_moves_every_path(toy_root):
     assert cfg.val_evaluator.ann_file == root + 'annotations/instances_val2017.json'
     with pytest.raises(FileNotFoundError, match='not a directory'):
         set_data_root(cfg, '/nonexistent/coco')
-
-
-def _run(args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, **kwargs)
 
 
 def test_train_resume_test_and_infer(tmp_path, toy_root):
@@ -92,15 +84,9 @@ def test_train_resume_test_and_infer(tmp_path, toy_root):
     assert missing.returncode != 0 and 'no/such.png' in missing.stderr
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 def test_two_process_distributed_training(tmp_path, toy_root):
     work = tmp_path / 'dist'
-    env = dict(os.environ, PYTHON=sys.executable, PORT=_free_port(), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=free_port(), OMP_NUM_THREADS='1')
     out = subprocess.run(
         ['bash', 'tools/dist_train.sh', TOY, '2', '--data-root', str(toy_root),
          '--work-dir', str(work), '--cfg-options', *SMALL, 'train_cfg.max_epochs=1',
