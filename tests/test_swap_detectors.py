@@ -14,7 +14,6 @@ comparison of the detector families on one budget (tools/compare_detectors.py).
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +35,7 @@ from sn2_det.apis.pretrained_check import PretrainedWeightsError, check_pretrain
 from sn2_det.datasets.toy_shapes import generate_toy_shapes
 from sn2_det.models.backbones.shufflenet_v2_weights import convert_checkpoint_file
 
+from helpers import free_port
 from pretrained_weights import write_backbone_checkpoint
 from reference_shufflenet import TorchvisionLayoutNet, randomize
 
@@ -328,12 +328,6 @@ def coco_root(tmp_path_factory):
     return coco
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 def _small(config: str, cfg: Config, weights: str) -> list:
     """--cfg-options: 2 images a process, 2 epochs (RTMDet switches its pipeline after
     the first), no validation, the weights. SSDLite repeats its data once, not 5
@@ -355,7 +349,7 @@ def test_dist_train_two_processes_default_ddp(config, tmp_path, coco_root):
     weights = write_backbone_checkpoint(cfg, tmp_path / 'imagenet.pth')
     work = tmp_path / 'work'
     env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
-               PYTHONPATH=f'{ROOT}{os.pathsep}{ROOT / "tests"}', PORT=_free_port())
+               PYTHONPATH=f'{ROOT}{os.pathsep}{ROOT / "tests"}', PORT=free_port())
     out = subprocess.run(
         ['bash', 'tools/dist_train.sh', config, '2', '--data-root', str(coco_root),
          '--work-dir', str(work), '--cfg-options', *_small(config, cfg, weights)],
