@@ -187,7 +187,7 @@ def _detections(*rows):
     return rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64)
 
 
-def test_compare_detectors_is_the_issues_criterion():
+def test_compare_detectors_is_the_matching_rule():
     truths = [(np.array([[10, 10, 50, 50]], np.float32), np.array([0])),
               (np.array([[20, 20, 60, 60]], np.float32), np.array([1]))]
     expected = [_detections([10, 10, 50, 50, 0.9, 0], [0, 0, 5, 5, 0.1, 2]),

@@ -1,5 +1,5 @@
 """Exported models against PyTorch: backbone outputs (any runtime) and whole-detector
-detections (the issue's criterion: boxes 1e-3 relative, scores 1e-4, or the same mmAP
+detections (the matching rule: boxes 1e-3 relative, scores 1e-4, or the same mmAP
 to 0.1 point where NMS ties differ), with mmdet's own prediction as the reference.
 
 Backbones run on standard-normal noise (what an image looks like after mean/std
@@ -139,7 +139,7 @@ def match_detections(expected: Detections, got: Detections) -> Dict[str, float]:
 
 def detections_match(result: Dict[str, float], box_rtol: float = BOX_RTOL,
                      score_atol: float = SCORE_ATOL) -> bool:
-    """The issue's criterion: the same number of detections, each with a partner of
+    """The matching rule: the same number of detections, each with a partner of
     its label, boxes within ``box_rtol`` relative and scores within ``score_atol``."""
     return (result['expected'] == result['got'] and result['unmatched'] == 0
             and result['box_rel'] <= box_rtol and result['score_diff'] <= score_atol)
@@ -181,7 +181,7 @@ def compare_detectors(expected: Sequence[Detections], got: Sequence[Detections],
                       truths: Sequence[Tuple[np.ndarray, np.ndarray]], num_classes: int,
                       box_rtol: float = BOX_RTOL, score_atol: float = SCORE_ATOL,
                       map_atol: float = MAP_ATOL) -> Dict[str, float]:
-    """The issue's criterion over a set of images: every image's detections match
+    """The matching rule over a set of images: every image's detections match
     (:func:`detections_match`), or, where they do not (NMS ties: equal scores, or an
     IoU at the threshold that rounding puts on either side), the COCO mmAP of both
     against ``truths`` agrees within ``map_atol``. Returns the figures (largest

@@ -27,7 +27,7 @@ of equal values, and onnxruntime's NMS pops equal scores in heap order. Here eve
 ranking breaks ties by the lower index (ONNX ``TopK``'s rule; ``sort(stable=True)``
 in PyTorch), and NMS is given these ranks in place of the scores, so PyTorch and
 onnxruntime select the same boxes; where mmdet's own order of tied scores differs,
-the detections may differ from mmdet's (the issue's mmAP criterion covers this).
+the detections may differ from mmdet's (the matching rule's mmAP criterion covers this).
 
 :class:`DenseDetector` is the part without data-dependent sizes: preprocessing,
 backbone, thin map and the RPN's convolutions, for runtimes (ncnn) that leave the
