@@ -28,7 +28,7 @@ OPENVINO=$(sed -n 's/^openvino==//p' requirements/deploy.txt)
 NUMPY=${SN2_DET_ARM_NUMPY:-2.4.6}
 ONNXRUNTIME=${SN2_DET_ARM_ONNXRUNTIME:-1.32.0}
 PYTHON=${PYTHON:-python3}
-CACHE=${SN2_DET_CACHE:-$HOME/.cache/sn2_det}
+CACHE=${SN2_DET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sn2_det}  # as scripts/install.sh
 # What the arm64 python3.11 needs to start, import the standard library's compiled
 # modules, and load numpy's, ncnn's, onnxruntime's and OpenVINO's shared objects.
 DEBS="python${PY_VERSION}-minimal libpython${PY_VERSION}-minimal libpython${PY_VERSION}-stdlib
