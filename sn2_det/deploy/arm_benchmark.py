@@ -746,8 +746,9 @@ def main(argv=None):
     parser.add_argument('--runtime', choices=RUNTIMES,
                         help='default: ncnn for a .param, else onnxruntime')
     parser.add_argument('--fp16', action='store_true',
-                        help='ncnn: fp16 storage, packing and arithmetic; openvino: f16 '
-                             'inference precision (default: fp32 for both)')
+                        help="ncnn: fp16 storage, packing and arithmetic; openvino: f16 "
+                             "inference precision: each runtime's own default on an ARM "
+                             "core with fp16 arithmetic (default here: fp32 for both)")
     parser.add_argument('--compare', nargs='+', metavar='RUNTIME[:fp16]=PATH',
                         help='time these interleaved and print ratios to the first')
     parser.add_argument('--threads', type=int, default=1,
