@@ -113,6 +113,9 @@ def main(argv=None):
                         help='where the bundled toy dataset is (made when missing)')
     parser.add_argument('--count', type=int, default=32,
                         help='calibration images used (default 32)')
+    parser.add_argument('--keep-fp32', nargs='+', metavar='NODE', default=[],
+                        help='ONNX node names to leave in fp32 (e.g. the layers whose '
+                             'int8 costs accuracy)')
     parser.add_argument('--evaluate', action='store_true',
                         help='mmAP (detector) or output difference (backbone), and speed')
     parser.add_argument('--ncnn', metavar='PARAM',
@@ -135,7 +138,8 @@ def main(argv=None):
                                                   'train')
         calibration = folder_images(folder, dims[2:], args.count)
         result = quantize_onnx(args.model, args.out,
-                               feeds_from_images(args.model, calibration))
+                               feeds_from_images(args.model, calibration),
+                               keep_fp32=args.keep_fp32)
     except SN2DetError as error:
         parser.error(str(error))
     print(f'wrote {args.out}: QDQ int8 (weights int8 per channel, activations uint8, '

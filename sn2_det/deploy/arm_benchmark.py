@@ -15,7 +15,9 @@ mmdet or sn2_det. (tools/arm_benchmark.py is this file.)
 Runtimes: ``onnxruntime`` (.onnx; fp32, or int8 where the file is quantised),
 ``openvino`` (.onnx; ``:fp16`` sets its inference precision hint to f16, else f32),
 ``ncnn`` (.param with its .bin; ``:fp16`` turns on ncnn's fp16 storage, packing and
-arithmetic, which it uses by default where the CPU has them; off by default here).
+arithmetic: ncnn's own default, which it applies where the CPU has them, fp16
+arithmetic on ARMv8.2-A cores such as the Cortex-A76 of most phones and a Raspberry
+Pi 5; off by default here, so that every CPU computes in fp32).
 Each result states the precision options in force. Every output is computed: ncnn's
 extractor runs only what the requested blobs need, so every output blob is
 extracted in each run.
@@ -26,8 +28,14 @@ convolutions) and numpy the rest (:class:`LightHeadPost`: proposals, NMS, PS-RoI
 Align, the R-CNN subnet, class-wise NMS); outputs boxes, scores, labels as the ONNX
 detector's.
 
-Inputs are standard-normal float noise of the model's input shape (what a backbone
-sees after normalisation), except a float input named ``image`` (a whole detector,
+--inputs IN.npz --outputs OUT.npz runs recorded inputs instead of timing (to check a
+board's numerics against a PC's): IN.npz holds per model input a stack of samples
+(S, *input shape); OUT.npz gets every output of sample i as ``<output>.<i>``.
+
+    python arm_benchmark.py m.ncnn.param --inputs in.npz --outputs out.npz [--fp16]
+
+Otherwise inputs are standard-normal float noise of the model's input shape (what a
+backbone sees after normalisation), except a float input named ``image`` (a whole detector,
 which normalises inside), which gets a picture: a smooth colour gradient with filled
 rectangles and discs, 0..255 (--feed picks either). A dynamic batch dimension takes
 --batch, dynamic H and W of a 4-D input take --shape. After --warmup runs, each of
@@ -162,8 +170,10 @@ def _ov_value(value):
 _OV_TYPES = {'f32': 'tensor(float)', 'f16': 'tensor(float16)', 'f64': 'tensor(double)',
              'i64': 'tensor(int64)', 'i32': 'tensor(int32)', 'u8': 'tensor(uint8)',
              'i8': 'tensor(int8)', 'boolean': 'tensor(bool)'}
-NCNN_FP16_OPTIONS = ('use_fp16_packed', 'use_fp16_storage', 'use_fp16_arithmetic',
-                     'use_bf16_storage')
+# ncnn's Option: fp16 packing, storage and arithmetic are on by default (used where the
+# CPU has them: fp16 arithmetic on ARMv8.2-A and later), bf16 storage is off.
+NCNN_FP16_OPTIONS = ('use_fp16_packed', 'use_fp16_storage', 'use_fp16_arithmetic')
+NCNN_OFF_OPTIONS = ('use_bf16_storage',)
 
 
 def read_ncnn_param(path):
@@ -191,9 +201,18 @@ def ncnn_input_dims(layer):
     return [1, c or 'c', h or 'h', w or 'w']
 
 
+def _ncnn_cpu(ncnn):
+    """What ncnn found the CPU able to do (fp16 arithmetic: ARM's asimdhp)."""
+    probes = dict(cpu_fp16_arithmetic='cpu_support_arm_asimdhp',
+                  cpu_neon='cpu_support_arm_neon')
+    return {key: bool(getattr(ncnn, name)()) for key, name in probes.items()
+            if hasattr(ncnn, name)}
+
+
 class NcnnModel:
     """An ncnn network (``.param`` and the ``.bin`` beside it) on the CPU, ``threads``
-    threads, fp16 storage / packing / arithmetic and bf16 storage off (``fp16``: on).
+    threads, fp16 packing / storage / arithmetic off (``fp16``: on, ncnn's own default,
+    which it applies where the CPU has them) and bf16 storage off (ncnn's default).
     Batch 1: ncnn has no batch dimension."""
     runtime = 'ncnn'
 
@@ -212,6 +231,8 @@ class NcnnModel:
         options.num_threads = threads
         for key in NCNN_FP16_OPTIONS:
             setattr(options, key, bool(fp16))
+        for key in NCNN_OFF_OPTIONS:
+            setattr(options, key, False)
         if self.net.load_param(path) != 0 or self.net.load_model(weights) != 0:
             raise ValueError(f'ncnn could not load {path} / {weights}')
         self._ncnn = ncnn
@@ -221,9 +242,10 @@ class NcnnModel:
         self.blob_names = list(self.net.output_names())  # what run extracts
         self.output_names = self.blob_names
         self.precision = {key: bool(getattr(options, key)) for key in
-                          NCNN_FP16_OPTIONS + ('use_winograd_convolution',
-                                               'use_sgemm_convolution',
-                                               'use_packing_layout')}
+                          NCNN_FP16_OPTIONS + NCNN_OFF_OPTIONS + (
+                              'use_winograd_convolution', 'use_sgemm_convolution',
+                              'use_packing_layout')}
+        self.precision.update(_ncnn_cpu(ncnn))
 
     def run(self, feeds):
         extractor = self.net.create_extractor()
@@ -639,6 +661,53 @@ def benchmark(model, threads=1, batch=None, shape=None, warmup=10, runs=50,
                    runs=runs, fp16=fp16)
 
 
+def read_inputs(path, model):
+    """The recorded samples of ``path`` (.npz, no pickles) for ``model``: a list of
+    feeds, one per sample. Every model input must be in the file, all with the same
+    number of samples, each of the input's fixed dims."""
+    _check_file(path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    names = [name for name, _, _ in model.inputs]
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise ValueError(f'{path} lacks input(s) {missing} of {model.path}; it holds '
+                         f'{sorted(arrays)}')
+    counts = {name: len(arrays[name]) for name in names}
+    if len(set(counts.values())) != 1 or not all(counts.values()):
+        raise ValueError(f'{path}: every input needs the same positive number of '
+                         f'samples (axis 0), got {counts}')
+    for name, dims, node_type in model.inputs:
+        shape = arrays[name].shape[1:]
+        if len(shape) != len(dims) or any(isinstance(d, int) and d > 0 and d != s
+                                          for d, s in zip(dims, shape)):
+            raise ValueError(f'{path}: input {name!r} of {model.path} has shape {dims}, '
+                             f'the file\'s samples {list(shape)}')
+        arrays[name] = arrays[name].astype(ORT_TYPES.get(node_type, np.float32))
+    return [{name: arrays[name][i] for name in names} for i in range(counts[names[0]])]
+
+
+def run_recorded(model, inputs, outputs, runtime=None, threads=1, fp16=False):
+    """Every output of ``model`` (a path) for each recorded sample of ``inputs`` (see
+    :func:`read_inputs`), written to ``outputs`` (.npz) as ``<output>.<i>``; no
+    timing. Returns what ran where: model, runtime, version, precision, samples,
+    machine."""
+    loaded = load_model(model, runtime, threads, fp16)
+    samples = read_inputs(inputs, loaded)
+    results = {}
+    for i, feeds in enumerate(samples):
+        for name, value in zip(loaded.output_names, loaded.run(feeds)):
+            results[f'{name}.{i}'] = np.asarray(value)
+    np.savez(outputs, **results)
+    result = dict(model=os.path.basename(loaded.path), runtime=loaded.runtime,
+                  **{loaded.runtime: loaded.version}, precision=loaded.precision,
+                  threads=loaded.threads, fp16=fp16, samples=len(samples),
+                  inputs=os.path.basename(inputs), outputs=os.path.basename(outputs),
+                  output_names=list(loaded.output_names))
+    result.update(machine_info())
+    return result
+
+
 def parse_spec(spec):
     """``RUNTIME[:fp16]=PATH`` (or a bare PATH: ncnn for .param, else onnxruntime) ->
     (runtime, fp16, path)."""
@@ -698,8 +767,9 @@ def main(argv=None):
     parser.add_argument('--runtime', choices=RUNTIMES,
                         help='default: ncnn for a .param, else onnxruntime')
     parser.add_argument('--fp16', action='store_true',
-                        help='ncnn: fp16 storage, packing and arithmetic; openvino: f16 '
-                             'inference precision (default: fp32 for both)')
+                        help="ncnn: fp16 storage, packing and arithmetic; openvino: f16 "
+                             "inference precision: each runtime's own default on an ARM "
+                             "core with fp16 arithmetic (default here: fp32 for both)")
     parser.add_argument('--compare', nargs='+', metavar='RUNTIME[:fp16]=PATH',
                         help='time these interleaved and print ratios to the first')
     parser.add_argument('--threads', type=int, default=1,
@@ -713,6 +783,12 @@ def main(argv=None):
     parser.add_argument('--feed', choices=FEEDS, default='auto',
                         help="input values: 'noise', 'picture' or 'auto' (a picture for "
                              "an input named image, else noise; default)")
+    parser.add_argument('--inputs', metavar='IN.npz',
+                        help='run these recorded samples instead of timing (per input '
+                             'name a stack (S, *input shape)); needs --outputs')
+    parser.add_argument('--outputs', metavar='OUT.npz',
+                        help="with --inputs: write every output of sample i as "
+                             "'<output>.<i>' here")
     parser.add_argument('--json', metavar='OUT', help='write the results to this file')
     args = parser.parse_args(argv)
     if (args.model is None) == (args.compare is None):
@@ -722,8 +798,13 @@ def main(argv=None):
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         _fail(f'--json {args.json}: the folder '
               f'{os.path.dirname(os.path.abspath(args.json))} does not exist')
+    if (args.inputs is None) != (args.outputs is None) or (args.inputs and args.compare):
+        parser.error('--inputs and --outputs go together, with a MODEL (not --compare)')
     try:
-        if args.compare:
+        if args.inputs:
+            result = run_recorded(args.model, args.inputs, args.outputs, args.runtime,
+                                  args.threads, args.fp16)
+        elif args.compare:
             result = compare(args.compare, args.threads, args.batch, args.shape,
                              args.warmup, args.runs, args.feed)
         else:
@@ -731,7 +812,13 @@ def main(argv=None):
                                args.warmup, args.runs, args.feed, args.runtime, args.fp16)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
-    for one in (result if args.compare else [result]):
+    if args.inputs:
+        print(f'{result["runtime"]} {result[result["runtime"]]}: {result["model"]} on '
+              f'{result["samples"]} samples of {args.inputs}, {result["machine"]} '
+              f'({result["processor"] or "unknown CPU"}), threads {result["threads"]}')
+        print(f'  precision: {result["precision"]}')
+        print(f'wrote {args.outputs}')
+    for one in (result if args.compare else [] if args.inputs else [result]):
         _print(one)
     if args.json:
         with open(args.json, 'w') as f:

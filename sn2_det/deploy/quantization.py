@@ -18,7 +18,13 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.errors import DataError, MissingFileError
+from ..utils.errors import DataError, MissingFileError, SN2DetError
+
+
+class QuantizationError(SN2DetError, ValueError):
+    """A quantisation request that cannot be met, e.g. a node to keep in fp32 that the
+    model does not have."""
+
 
 # DetDataPreprocessor of configs/_base_/lighthead_rcnn_coco.py (RGB order)
 MEAN = (123.675, 116.28, 103.53)
@@ -93,20 +99,33 @@ class _Reader:
         return next(self.feeds, None)
 
 
+def node_names(path: str) -> List[str]:
+    """The names of the nodes of the ONNX file ``path``, in graph order."""
+    import onnx
+    return [node.name for node in onnx.load(path).graph.node]
+
+
 def quantize_onnx(path: str, out: str, feeds: Sequence[Dict[str, np.ndarray]],
-                  op_types: Sequence[str] = OP_TYPES, per_channel: bool = True) -> dict:
+                  op_types: Sequence[str] = OP_TYPES, per_channel: bool = True,
+                  keep_fp32: Sequence[str] = ()) -> dict:
     """Quantise the ONNX file ``path`` to ``out`` (QDQ, int8 weights, uint8
-    activations, MinMax calibration on ``feeds``). Returns ``out``, the calibration
-    count and the fp32 nodes (:func:`fp32_nodes`) with their count per op type."""
+    activations, MinMax calibration on ``feeds``), but the nodes named in
+    ``keep_fp32``. Returns ``out``, the calibration count and the fp32 nodes
+    (:func:`fp32_nodes`) with their count per op type."""
     if not feeds:
         raise DataError('quantisation needs at least one calibration feed')
+    unknown = sorted(set(keep_fp32) - set(node_names(path)))
+    if unknown:
+        raise QuantizationError(f'{path} has no node(s) named {unknown} (keep_fp32 takes '
+                                f'node names, as the fp32 list prints them)')
     q = _quantization()
     reader = type('CalibrationReader', (_Reader, q.CalibrationDataReader), {})(feeds)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     q.quantize_static(path, out, reader, quant_format=q.QuantFormat.QDQ,
                       op_types_to_quantize=list(op_types), per_channel=per_channel,
                       activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                      calibrate_method=q.CalibrationMethod.MinMax)
+                      calibrate_method=q.CalibrationMethod.MinMax,
+                      nodes_to_exclude=list(keep_fp32))
     stayed = fp32_nodes(out)
     return dict(out=out, calibration_images=len(feeds), fp32_nodes=stayed,
                 fp32_ops=dict(Counter(op for op, _ in stayed)))
