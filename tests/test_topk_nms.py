@@ -128,9 +128,9 @@ def test_topk_heads_give_mmdet_heads_detections():
     plain_cfg.roi_head.bbox_head.type = 'ConvFCBBoxHead'
     plain = MODELS.build(plain_cfg)
     plain.load_state_dict(ours.state_dict())
-    sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(512, 384),
+    sample = DetDataSample(metainfo=dict(img_shape=(512, 512), ori_shape=(1024, 768),
                                          scale_factor=(0.5, 0.75)))  # boxes rescaled
-    batch = dict(inputs=[torch.randint(0, 255, (3, 256, 256), dtype=torch.uint8)],
+    batch = dict(inputs=[torch.randint(0, 255, (3, 512, 512), dtype=torch.uint8)],
                  data_samples=[sample])
     results = []
     for model in (ours.eval(), plain.eval()):
