@@ -258,6 +258,7 @@ def test_the_nan_loss_message_names_the_last_finite_checkpoint(toy_root, tmp_pat
 
 # --- one training per work dir; --resume with nothing to resume -----------------------
 
+@pytest.mark.slow
 def test_a_second_training_in_a_running_trainings_work_dir_is_refused(toy_root, tmp_path):
     work = tmp_path / 'work'
     first = subprocess.Popen(

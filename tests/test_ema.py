@@ -70,6 +70,7 @@ def _hook_types(cfg):
     return [h['type'] for h in cfg.get('custom_hooks', [])]
 
 
+@pytest.mark.slow
 def test_ema_is_off_by_default_and_one_line_turns_it_on(tmp_path):
     configs = [ROOT / 'configs/lighthead_sn2.py', ROOT / 'configs/lighthead_sn2_star.py',
                ROOT / 'configs/toy/lighthead_sn2_toy.py',

@@ -88,6 +88,7 @@ def test_rejects_bad_input(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_detector_int8_map_per_runtime(tmp_path, trained_toy_detector):
     """The trained toy detector in fp32 and int8 on the bundled held-out images (and
     on ncnn, fp16 off and on, where the extra is installed)."""

@@ -249,6 +249,7 @@ def trained(tmp_path_factory, toy_root):
     return work
 
 
+@pytest.mark.slow
 def test_training_through_tools_train_learns(trained):
     (scalars,) = glob.glob(str(trained / '*' / 'vis_data' / 'scalars.json'))
     rows = [json.loads(line) for line in Path(scalars).read_text().splitlines()]

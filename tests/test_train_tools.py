@@ -50,6 +50,7 @@ def test_set_data_root_moves_every_path(toy_root):
         set_data_root(cfg, '/nonexistent/coco')
 
 
+@pytest.mark.slow
 def test_train_resume_test_and_infer(tmp_path, toy_root):
     work = tmp_path / 'work'
     common = ['--data-root', str(toy_root), '--work-dir', str(work), '--cfg-options',
@@ -99,6 +100,7 @@ def test_two_process_distributed_training(tmp_path, toy_root):
     assert (work / 'epoch_1.pth').exists()
 
 
+@pytest.mark.slow
 def test_resume_skips_a_truncated_newest_checkpoint(tmp_path, toy_root):
     work = tmp_path / 'work'
     common = ['--data-root', str(toy_root), '--work-dir', str(work), '--cfg-options',
