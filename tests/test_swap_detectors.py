@@ -91,7 +91,8 @@ def test_on_mmdets_base_with_the_backbone_swapped(config):
     the input normalisation (the weights') changed; mmdet's hooks stay."""
     base_name, mmdet_hooks, _ = SWAP[config]
     text = (ROOT / config).read_text()
-    assert f"_base_ = 'mmdet::{base_name}'" in text
+    # mmdet's config first, then what every swap config adds (configs/_base_/swap_sn2.py)
+    assert f"_base_ = ['mmdet::{base_name}'," in text and "'../_base_/swap_sn2.py']" in text
     cfg, base = _cfg(config), Config.fromfile(MMDET_CONFIGS / base_name)
     assert cfg.model.type == base.model.type
     assert cfg.model.backbone.type == 'ShuffleNetV2'

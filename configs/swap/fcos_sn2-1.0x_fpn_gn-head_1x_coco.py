@@ -4,28 +4,10 @@
 # the ImageNet weights: their input normalisation (mmdet's FCOS feeds BGR minus the
 # caffe mean). Stem and stage2 frozen, BN statistics fixed (2 images a GPU), as the
 # ResNet was.
-_base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
-custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
-                      allow_failed_imports=False)
-# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
-# non-finite weights, one training per work dir (sn2_det.engine.runner).
-runner_type = 'CheckedRunner'
+_base_ = ['mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', '../_base_/swap_sn2.py']
 
 model = dict(
-    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True),
-    backbone=dict(
-        _delete_=True,
-        type='ShuffleNetV2',
-        widen_factor=1.0,
-        out_indices=(0, 1, 2),
-        frozen_stages=1,
-        norm_eval=True,
-        # torchvision's ImageNet weights (ImageNet mean/std RGB input):
-        # python tools/convert_weights.py shufflenetv2_x1-5666bf0f80.pth \
-        #     checkpoints/shufflenet_v2_1.0x_tv.pth
-        downsample_split='even',
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/shufflenet_v2_1.0x_tv.pth')),
+    data_preprocessor=_base_.imagenet_rgb,
+    backbone=dict(_base_.sn2_backbone, frozen_stages=1, norm_eval=True),
     neck=dict(in_channels=[116, 232, 464], start_level=0))
 custom_hooks = [dict(type='PretrainedBackboneCheckHook')]

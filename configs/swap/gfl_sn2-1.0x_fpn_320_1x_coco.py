@@ -4,28 +4,11 @@
 # replace ResNet-50's C3-C5. The rest is mmdet's GFL R-50 1x (FPN of 256 channels,
 # 4-conv head, SGD); NanoDet's lighter PAN and head are not reproduced. Stem and
 # stage2 frozen, BN statistics fixed, as the ResNet was.
-_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
-                      allow_failed_imports=False)
-# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
-# non-finite weights, one training per work dir (sn2_det.engine.runner).
-runner_type = 'CheckedRunner'
+_base_ = ['mmdet::gfl/gfl_r50_fpn_1x_coco.py', '../_base_/swap_sn2.py']
 
 input_size = 320
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ShuffleNetV2',
-        widen_factor=1.0,
-        out_indices=(0, 1, 2),
-        frozen_stages=1,
-        norm_eval=True,
-        # torchvision's ImageNet weights (ImageNet mean/std RGB input):
-        # python tools/convert_weights.py shufflenetv2_x1-5666bf0f80.pth \
-        #     checkpoints/shufflenet_v2_1.0x_tv.pth
-        downsample_split='even',
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/shufflenet_v2_1.0x_tv.pth')),
+    backbone=dict(_base_.sn2_backbone, frozen_stages=1, norm_eval=True),
     neck=dict(in_channels=[116, 232, 464], start_level=0, add_extra_convs=False,
               num_outs=3),
     bbox_head=dict(anchor_generator=dict(strides=[8, 16, 32])))

@@ -1,7 +1,7 @@
 # configs/swap/mask-rcnn_sn2-1.0x_fpn_1x_coco.py
 # with ShuffleNet V2* 1.0x: an extra 3x3 depthwise conv (BN, no ReLU) before each unit's
 # first pointwise conv. No public ImageNet weights exist:
-# pretrain them (docs/table7.md, ImageNet pretraining), on the same ImageNet mean/std RGB input:
+# pretrain them (docs/table7.md, ImageNet pretraining) on ImageNet mean/std RGB input:
 #   tools/dist_train.sh configs/pretrain/shufflenet_v2_star_1.0x_imagenet.py 8
 #   python tools/extract_backbone.py \
 #       work_dirs/shufflenet_v2_star_1.0x_imagenet/epoch_240.pth \

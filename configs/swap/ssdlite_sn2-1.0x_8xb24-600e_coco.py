@@ -9,28 +9,12 @@
 # its MobileNetV2, but from ImageNet weights (mmdet's SSDLite starts from scratch).
 # The head is mmdet's SSDHead whose prediction works in mmdet 3.3.0
 # (sn2_det.models.dense_heads.PredictableSSDHead).
-_base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
-custom_imports = dict(imports=['sn2_det', 'sn2_det.apis.pretrained_check'],
-                      allow_failed_imports=False)
-# sn2_det's Runner: checkpoint loads checked for their purpose, no checkpoint from
-# non-finite weights, one training per work dir (sn2_det.engine.runner).
-runner_type = 'CheckedRunner'
+_base_ = ['mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py',
+          '../_base_/swap_sn2.py']
 
 sn2_channels = (232, 1024)  # stage3, conv5
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ShuffleNetV2',
-        widen_factor=1.0,
-        out_indices=(1, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        # torchvision's ImageNet weights (ImageNet mean/std RGB input):
-        # python tools/convert_weights.py shufflenetv2_x1-5666bf0f80.pth \
-        #     checkpoints/shufflenet_v2_1.0x_tv.pth
-        downsample_split='even',
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='checkpoints/shufflenet_v2_1.0x_tv.pth')),
+    backbone=dict(_base_.sn2_backbone, out_indices=(1, 3)),
     neck=dict(in_channels=sn2_channels,
               out_channels=(*sn2_channels, 512, 256, 256, 128)),
     bbox_head=dict(type='PredictableSSDHead',
