@@ -1,8 +1,10 @@
+import logging
 import random
 
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 from helpers import train_toy_detector
 
@@ -33,3 +35,15 @@ def trained_toy_detector(tmp_path_factory):
     read both and write elsewhere."""
     root = tmp_path_factory.mktemp('toy_trained')
     return root, train_toy_detector(root, root / 'work')
+
+
+@pytest.fixture
+def log_records():
+    """Records (info and above) logged through mmengine's current logger."""
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

@@ -4,8 +4,6 @@ file), and the clipping count counts boxes that are outside the image."""
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,6 @@ import torch
 from mmdet.datasets import CocoDataset
 from mmdet.evaluation import CocoMetric
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.runner import save_checkpoint
 
 from sn2_det.datasets import CheckedCocoDataset
@@ -30,18 +27,6 @@ CLASSES = ('circle', 'square')
 SQUARE_FIRST = [dict(id=1, name='square'), dict(id=2, name='circle')]
 SQUARE = dict(image_id=1, category_id=1, bbox=[10, 10, 30, 30])  # id 1: a square
 CIRCLE = dict(image_id=1, category_id=2, bbox=[50, 20, 20, 20])  # id 2: a circle
-
-
-@pytest.fixture
-def log_records():
-    """Records (info and above) logged through mmengine's current logger."""
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = records.append
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def _coco(path, annotations, categories=SQUARE_FIRST, images=(('a.png', 100, 80),)):

@@ -15,7 +15,6 @@ from mmdet.evaluation import CocoMetric
 from mmdet.registry import MODELS, TRANSFORMS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.logging import MMLogger
 from PIL import Image
 
 from sn2_det.datasets import CheckedCocoDataset, LoadImageSafely
@@ -26,18 +25,6 @@ from sn2_det.evaluation import CheckedCocoMetric
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / 'configs/toy/lighthead_sn2_toy.py'
 CLASSES = ('circle', 'square')
-
-
-@pytest.fixture
-def log_records():
-    """Records (info and above) logged through mmengine's current logger."""
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = records.append
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def _pattern(h, w, seed=0):

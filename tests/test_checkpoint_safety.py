@@ -101,11 +101,16 @@ def test_infer_runs_nothing_from_a_checkpoint(evil, toy_root, tmp_path):
     assert not marker.exists()
 
 
+def _test_tool(checkpoint, toy_root, tmp_path):
+    """tools/test.py on the toy config with ``checkpoint``, as a user runs it."""
+    return _run(['tools/test.py', TOY, str(checkpoint), '--data-root', str(toy_root),
+                 '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+                 'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'])
+
+
 def test_test_runs_nothing_from_a_checkpoint(evil, toy_root, tmp_path):
     path, marker = evil
-    out = _run(['tools/test.py', TOY, str(path), '--data-root', str(toy_root),
-                '--work-dir', str(tmp_path / 'test'), '--cfg-options',
-                'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'])
+    out = _test_tool(path, toy_root, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'coco/bbox_mAP' in out.stdout + out.stderr
     assert not marker.exists()
@@ -184,9 +189,7 @@ def test_infer_refuses_non_finite_weights(nan_checkpoint, toy_root, tmp_path):
 
 def test_test_refuses_non_finite_weights(nan_checkpoint, toy_root, tmp_path):
     path, key = nan_checkpoint
-    out = _run(['tools/test.py', TOY, str(path), '--data-root', str(toy_root),
-                '--work-dir', str(tmp_path / 'test'), '--cfg-options',
-                'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'])
+    out = _test_tool(path, toy_root, tmp_path)
     assert out.returncode == 2, out.stderr[-3000:]
     assert re.search(r'^error: checkpoint .*' + _non_finite(path, key), _last_line(out))
     assert 'coco/bbox_mAP' not in out.stdout + out.stderr
