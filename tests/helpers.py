@@ -1,7 +1,9 @@
 """What several test files share: the repository's paths, a free TCP port, data-loader
 options for a few images, a tool of the repository run as a user runs it, and the
 toy detector trained on the toy dataset (the ``trained_toy_detector`` fixture of
-``conftest.py`` trains it once for the whole test run)."""
+``conftest.py`` trains it once for the whole test run), and tiny toy data under COCO's
+names for the COCO configs."""
+import json
 import os
 import socket
 import subprocess
@@ -60,3 +62,23 @@ def train_toy_detector(root: Path, work: Path) -> str:
                       '--cfg-options', *TRAIN_OPTIONS], timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     return str(work / 'epoch_12.pth')
+
+
+def tiny_toy_and_coco(toy: Path, coco: Path) -> None:
+    """A tiny toy dataset at ``toy`` (8 training and 4 held-out 64x64 images, at most 2
+    shapes each) and the same images at ``coco`` under COCO's file names and its first
+    three class names, every box also a box-shaped polygon (for Mask R-CNN): what the
+    COCO configs read, with only the data root changed."""
+    from sn2_det.datasets.toy_shapes import generate_toy_shapes
+    generate_toy_shapes(str(toy), num_train=8, num_val=4, image_size=(64, 64),
+                        max_objects=2, seed=5)
+    (coco / 'annotations').mkdir(parents=True)
+    for split in ('train', 'val'):
+        (coco / f'{split}2017').symlink_to(toy / split)
+        anns = json.loads((toy / 'annotations' / f'instances_{split}.json').read_text())
+        for category, name in zip(anns['categories'], ('person', 'bicycle', 'car')):
+            category['name'] = name
+        for ann in anns['annotations']:
+            x, y, w, h = ann['bbox']
+            ann['segmentation'] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        (coco / 'annotations' / f'instances_{split}2017.json').write_text(json.dumps(anns))

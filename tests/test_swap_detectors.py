@@ -32,10 +32,9 @@ import mmdet
 import sn2_det  # noqa: F401
 from sn2_det.analysis.detector_comparison import FAMILIES, Budget, toy_config
 from sn2_det.apis.pretrained_check import PretrainedWeightsError, check_pretrained_backbone
-from sn2_det.datasets.toy_shapes import generate_toy_shapes
 from sn2_det.models.backbones.shufflenet_v2_weights import convert_checkpoint_file
 
-from helpers import free_port
+from helpers import free_port, tiny_toy_and_coco
 from pretrained_weights import write_backbone_checkpoint
 from reference_shufflenet import TorchvisionLayoutNet, randomize
 
@@ -312,20 +311,8 @@ def test_ssd_predicts_with_mmdets_own_head_settings():
 def coco_root(tmp_path_factory):
     """The toy shapes at 64x64 under COCO's file and class names, with a box-shaped
     polygon per object for Mask R-CNN."""
-    toy = tmp_path_factory.mktemp('toy')
-    generate_toy_shapes(str(toy), num_train=8, num_val=4, image_size=(64, 64),
-                        max_objects=2, seed=5)
     coco = tmp_path_factory.mktemp('coco')
-    (coco / 'annotations').mkdir()
-    for split in ('train', 'val'):
-        (coco / f'{split}2017').symlink_to(toy / split)
-        anns = json.loads((toy / 'annotations' / f'instances_{split}.json').read_text())
-        for category, name in zip(anns['categories'], ('person', 'bicycle', 'car')):
-            category['name'] = name
-        for ann in anns['annotations']:
-            x, y, w, h = ann['bbox']
-            ann['segmentation'] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-        (coco / 'annotations' / f'instances_{split}2017.json').write_text(json.dumps(anns))
+    tiny_toy_and_coco(tmp_path_factory.mktemp('toy'), coco)
     return coco
 
 

@@ -12,7 +12,6 @@
   mmdet's own tools/train.py;
 - tools/slurm_train.sh / slurm_test.sh under a fake srun and scontrol (slow).
 """
-import json
 import os
 import subprocess
 import sys
@@ -27,10 +26,9 @@ from mmengine.structures import InstanceData
 
 import sn2_det  # noqa: F401
 from sn2_det.apis.pretrained_check import PretrainedWeightsError, check_pretrained_backbone
-from sn2_det.datasets.toy_shapes import generate_toy_shapes
 from sn2_det.engine.cpu_distributed import slurm_environment
 
-from helpers import free_port
+from helpers import free_port, tiny_toy_and_coco
 from pretrained_weights import write_backbone_checkpoint
 from reference_shufflenet import OfficialLayoutNet, randomize
 
@@ -49,7 +47,6 @@ FAMILIES = ['configs/lighthead_sn2.py', 'configs/lighthead_sn2_star.py',
             'configs/swap/faster-rcnn_sn2-1.0x_fpn_1x_coco.py',
             'configs/swap/retinanet_sn2-1.0x_fpn_1x_coco.py',
             'configs/toy/lighthead_sn2_toy.py']
-COCO_NAMES = ('person', 'bicycle', 'car')  # the toy shapes under COCO class names
 
 
 def test_the_families_cover_every_shipped_detector_config():
@@ -199,17 +196,8 @@ def test_weights_trained_on_other_input_are_refused(tmp_path):
 def tiny_roots(tmp_path_factory):
     """The toy shapes at 64x64 as the toy config reads them, and under COCO's file
     and class names for the COCO configs."""
-    toy = tmp_path_factory.mktemp('toy')
-    generate_toy_shapes(str(toy), num_train=8, num_val=4, image_size=(64, 64),
-                        max_objects=2, seed=5)
-    coco = tmp_path_factory.mktemp('coco')
-    (coco / 'annotations').mkdir()
-    for split in ('train', 'val'):
-        (coco / f'{split}2017').symlink_to(toy / split)
-        anns = json.loads((toy / 'annotations' / f'instances_{split}.json').read_text())
-        for category, name in zip(anns['categories'], COCO_NAMES):
-            category['name'] = name
-        (coco / 'annotations' / f'instances_{split}2017.json').write_text(json.dumps(anns))
+    toy, coco = tmp_path_factory.mktemp('toy'), tmp_path_factory.mktemp('coco')
+    tiny_toy_and_coco(toy, coco)
     return dict(toy=toy, coco=coco)
 
 
