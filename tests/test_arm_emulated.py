@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,31 +59,42 @@ def board_python():
     return ARM_PYTHON
 
 
-def on_board(python, folder, args, cpu=A76, timeout=1800):
-    """``python arm_benchmark.py ARGS`` in ``folder`` on the emulated board (``cpu``:
-    qemu's core); the script is copied there first, as a user copies it. Returns the
-    --json it wrote."""
-    shutil.copyfile(BOARD_SCRIPT, folder / 'arm_benchmark.py')  # the file, not the link
-    env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': str(folder),
-           'LANG': 'C.UTF-8', 'QEMU_CPU': cpu}
-    proc = subprocess.run([python, 'arm_benchmark.py', *args, '--json', 'result.json'],
-                          cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    result = json.loads((folder / 'result.json').read_text())
-    assert result['machine'] == 'aarch64', result
-    return result
+def on_board(python, runs, timeout=1800):
+    """Run each of ``runs`` -- (folder, model, inputs.npz, extra flags, qemu core) -- as
+    ``python arm_benchmark.py MODEL --inputs IN --outputs OUT --json JSON *EXTRA`` in its
+    folder on the emulated board, as many at once as this process has CPUs (qemu runs
+    a one-thread program on one host core). The script is copied to each folder first,
+    as a user copies it. Returns, in order, (the --json it wrote, its outputs.npz)."""
+    for folder in {run[0] for run in runs}:
+        shutil.copyfile(BOARD_SCRIPT, folder / 'arm_benchmark.py')  # the file, not the link
+
+    def one(i):
+        folder, model, inputs, extra, cpu = runs[i]
+        env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': str(folder),
+               'LANG': 'C.UTF-8', 'QEMU_CPU': cpu}
+        outputs, result = folder / f'outputs{i}.npz', folder / f'result{i}.json'
+        proc = subprocess.run([python, 'arm_benchmark.py', model, '--inputs', inputs,
+                               '--outputs', outputs.name, '--json', result.name, *extra],
+                              cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        result = json.loads(result.read_text())
+        assert result['machine'] == 'aarch64', result
+        return result, outputs
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        return list(pool.map(one, range(len(runs))))
 
 
-def recorded(folder, name, samples):
-    """``folder/inputs.npz``: one input ``name``, a stack of samples."""
-    np.savez(folder / 'inputs.npz', **{name: np.stack(samples)})
-    return 'inputs.npz'
+def recorded(folder, name, samples, file='inputs.npz'):
+    """``folder/file``: one input ``name``, a stack of samples; returns the file name."""
+    np.savez(folder / file, **{name: np.stack(samples)})
+    return file
 
 
-def board_outputs(folder, names, count=1):
-    """The board's outputs.npz as one list of arrays per sample."""
-    with np.load(folder / 'outputs.npz', allow_pickle=False) as data:
+def board_outputs(path, names, count=1):
+    """The board's outputs (an outputs.npz) as one list of arrays per sample."""
+    with np.load(path, allow_pickle=False) as data:
         return [[data[f'{name}.{i}'] for name in names] for i in range(count)]
 
 
@@ -124,23 +136,31 @@ def with_batch_statistics(model, seed=1):
     return model.eval()
 
 
-def _board_differences(board_python, folder, model, shape, runs):
+def _board_differences(board_python, folder, model, runs):
     """Max relative difference from PyTorch (over the outputs) of each of ``runs``
-    (label, qemu core, flags) of the backbone exported at ``shape``."""
-    param = export_backbone_ncnn(model, str(folder / 'backbone.ncnn.param'), shape)
-    x = backbone_input((1, 3, *shape), seed=0)
-    expected = torch_outputs(model, x)
-    names = [f'out{i}' for i in range(len(expected))]
-    inputs = recorded(folder, 'input', [x])
+    (label: (input H, W), qemu core, board-script flags) of the backbone exported by
+    tools/export_ncnn.py's function at each size; all runs at once. Returns the
+    differences and each run's precision, by label."""
+    expected, jobs, tags = {}, [], []
+    for shape, cpu, extra in runs.values():
+        tag = f'{shape[0]}x{shape[1]}'
+        if tag not in expected:
+            param = export_backbone_ncnn(model, str(folder / f'backbone{tag}.ncnn.param'),
+                                         shape)
+            x = backbone_input((1, 3, *shape), seed=0)
+            expected[tag] = param, torch_outputs(model, x), recorded(
+                folder, 'input', [x], f'input{tag}.npz')
+        param, _, inputs = expected[tag]
+        jobs.append((folder, Path(param).name, inputs, extra, cpu))
+        tags.append(tag)
     diffs, precision = {}, {}
-    for label, cpu, extra in runs:
-        result = on_board(board_python, folder, [Path(param).name, '--inputs', inputs,
-                                                 '--outputs', 'outputs.npz', *extra],
-                          cpu=cpu)
+    for label, tag, (result, outputs) in zip(runs, tags, on_board(board_python, jobs)):
+        param, reference, _ = expected[tag]
+        names = [f'out{i}' for i in range(len(reference))]
+        got = board_outputs(outputs, names)[0]
         precision[label] = result['precision']
-        got = board_outputs(folder, names)[0]
         diffs[label] = max(d['rel'] for d in
-                           output_differences(param, names, expected, got).values())
+                           output_differences(param, names, reference, got).values())
     return diffs, precision
 
 
@@ -148,33 +168,35 @@ def _board_differences(board_python, folder, model, shape, runs):
 @pytest.mark.parametrize('width', WIDTHS)
 def test_backbone_on_aarch64_ncnn(tmp_path, board_python, width, star):
     """Each ShuffleNet V2 / V2* width exported with tools/export_ncnn.py's function,
-    run by aarch64 ncnn. At 224x224: fp32 within 1e-3 relative of PyTorch (as on x86),
-    and ncnn's ARM default on the A72 too (ncnn uses fp16 only where the core has fp16
-    arithmetic); ncnn's ARM default on the A76 (fp16 storage and arithmetic) printed.
-    At 256x256, whose feature maps are all a multiple of 4 wide, the A76 default
-    within the loose bound (see test_ncnn_fp16_depthwise_stride2_tail for 224)."""
+    run by aarch64 ncnn. At 224x224: fp32 within 1e-3 relative of PyTorch (as on x86);
+    ncnn's ARM default on the A76 (fp16 storage and arithmetic) printed. At 256x256,
+    whose feature maps are all a multiple of 4 wide, the A76 default within the loose
+    bound (see test_ncnn_fp16_depthwise_stride2_tail for 224). On the A72 (no fp16
+    arithmetic; the 1.0x) ncnn's ARM default is fp32 and within 1e-3."""
     model = with_batch_statistics(backbone_from_name('shufflenet_v2', width, star))
-    diffs, precision = _board_differences(
-        board_python, tmp_path, model, (224, 224),
-        (('fp32', A76, []), ('A76 default', A76, ['--fp16']),
-         ('A72 default', A72, ['--fp16'])))
-    diffs_256, _ = _board_differences(board_python, tmp_path, model, (256, 256),
-                                      (('A76 default', A76, ['--fp16']),))
+    runs = {'224 fp32': ((224, 224), A76, []),
+            '224 A76 default': ((224, 224), A76, ['--fp16']),
+            '256 A76 default': ((256, 256), A76, ['--fp16'])}
+    if width == 1.0:
+        runs['224 A72 default'] = ((224, 224), A72, ['--fp16'])
+    diffs, precision = _board_differences(board_python, tmp_path, model, runs)
     kind = f'ShuffleNet V2{"*" if star else ""} {width}x'
     print(f'\n{kind}, aarch64 ncnn, max difference from PyTorch relative to the '
-          f'largest output magnitude: 224x224 fp32 {diffs["fp32"]:.3g}, ARM default '
-          f'A72 {diffs["A72 default"]:.3g}, A76 {diffs["A76 default"]:.3g}; 256x256 '
-          f'ARM default A76 {diffs_256["A76 default"]:.3g}')
-    assert precision['fp32']['use_fp16_arithmetic'] is False
-    assert precision['A76 default']['use_fp16_arithmetic'] is True
-    assert precision['A76 default']['use_fp16_storage'] is True
-    assert precision['A76 default']['use_bf16_storage'] is False
-    assert precision['A76 default']['cpu_fp16_arithmetic'] is True
-    assert precision['A72 default']['cpu_fp16_arithmetic'] is False
-    assert diffs['fp32'] <= RTOL and diffs['A72 default'] <= RTOL
+          f'largest output magnitude: ' + ', '.join(f'{label} {diff:.3g}'
+                                                    for label, diff in diffs.items()))
+    assert precision['224 fp32']['use_fp16_arithmetic'] is False
+    arm_default = precision['224 A76 default']
+    assert arm_default['use_fp16_arithmetic'] is True
+    assert arm_default['use_fp16_storage'] is True
+    assert arm_default['use_bf16_storage'] is False
+    assert arm_default['cpu_fp16_arithmetic'] is True
+    assert diffs['224 fp32'] <= RTOL
     # fp16 arithmetic really ran (it rounds), within the loose bound
-    assert 1e-4 < diffs_256['A76 default'] < FP16_SANITY
-    assert np.isfinite(diffs['A76 default'])
+    assert 1e-4 < diffs['256 A76 default'] < FP16_SANITY
+    assert np.isfinite(diffs['224 A76 default'])
+    if '224 A72 default' in runs:
+        assert precision['224 A72 default']['cpu_fp16_arithmetic'] is False
+        assert diffs['224 A72 default'] <= RTOL
 
 
 DEPTHWISE_PARAM = """7767517
@@ -196,7 +218,7 @@ def test_ncnn_fp16_depthwise_stride2_tail(tmp_path, board_python):
     weight = (rng.standard_normal((c, 3, 3)) / 3).astype(np.float32)
     bias = (rng.standard_normal(c) / 10).astype(np.float32)
     widths = (5, 6, 7, 8, 9, 13, 14, 16)
-    errors = {}
+    jobs, expected = [], {}
     for w in widths:
         folder = tmp_path / f'w{w}'
         folder.mkdir()
@@ -205,16 +227,16 @@ def test_ncnn_fp16_depthwise_stride2_tail(tmp_path, board_python):
             f.write(np.uint32(0).tobytes() + weight.tobytes() + bias.tobytes())
         x = rng.standard_normal((1, c, 2 * w, 2 * w)).astype(np.float32)
         padded = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
-        expected = bias[:, None, None].astype(np.float64)
+        expected[w] = bias[:, None, None].astype(np.float64)
         for i in range(3):
             for j in range(3):
-                expected = expected + weight[:, i, j, None, None] * \
+                expected[w] = expected[w] + weight[:, i, j, None, None] * \
                     padded[:, i:i + 2 * w:2, j:j + 2 * w:2]
-        recorded(folder, 'in', [x])
-        on_board(board_python, folder, ['dw.param', '--inputs', 'inputs.npz',
-                                        '--outputs', 'outputs.npz', '--fp16'])
-        got = board_outputs(folder, ['out'])[0][0][0]
-        error = np.abs(got - expected).max(axis=(0, 1)) / np.abs(expected).max()
+        jobs.append((folder, 'dw.param', recorded(folder, 'in', [x]), ['--fp16'], A76))
+    errors = {}
+    for w, (_, outputs) in zip(widths, on_board(board_python, jobs)):
+        got = board_outputs(outputs, ['out'])[0][0][0]
+        error = np.abs(got - expected[w]).max(axis=(0, 1)) / np.abs(expected[w]).max()
         errors[w] = (float(error.max()), np.flatnonzero(error > 1e-2).tolist())
     print('\n3x3 stride-2 depthwise, 48 channels, aarch64 ncnn fp16 arithmetic (A76): '
           'output width: max error relative to the largest output, wrong columns')
@@ -234,19 +256,18 @@ def test_backbone_on_aarch64_onnxruntime_and_openvino(tmp_path, board_python):
     expected = torch_outputs(model, x)
     names = [f'out{i}' for i in range(len(expected))]
     inputs = recorded(tmp_path, 'input', [x])
+    runs = {'onnxruntime fp32': ('onnxruntime', []), 'openvino f32': ('openvino', []),
+            'openvino f16': ('openvino', ['--fp16'])}
+    jobs = [(tmp_path, 'backbone.onnx', inputs, ['--runtime', runtime, *extra], A76)
+            for runtime, extra in runs.values()]
     diffs = {}
-    for label, runtime, extra in (('onnxruntime fp32', 'onnxruntime', []),
-                                  ('openvino f32', 'openvino', []),
-                                  ('openvino f16', 'openvino', ['--fp16'])):
-        result = on_board(board_python, tmp_path, ['backbone.onnx', '--runtime', runtime,
-                                                   '--inputs', inputs, '--outputs',
-                                                   'outputs.npz', *extra])
-        got = board_outputs(tmp_path, result['output_names'])[0]
+    for label, (result, outputs) in zip(runs, on_board(board_python, jobs)):
+        got = board_outputs(outputs, result['output_names'])[0]
         diffs[label] = max(d['rel'] for d in
                            output_differences(path, names, expected, got).values())
-        if runtime == 'openvino':
+        if result['runtime'] == 'openvino':
             assert result['precision']['INFERENCE_PRECISION_HINT'] == \
-                ('f16' if extra else 'f32')
+                ('f16' if result['fp16'] else 'f32')
     print('\nShuffleNet V2 1.0x 224x224 on aarch64 (A76), max difference from PyTorch '
           'relative to the output\'s largest magnitude: '
           + ', '.join(f'{k} {v:.3g}' for k, v in diffs.items()))
@@ -292,71 +313,93 @@ def exported_detector(tmp_path_factory, demo_detector):
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     pictures = toy_split(str(root), 'val')
     assert len(pictures) == 100
-    recorded(folder, 'image', [image[None] for image, _, _ in pictures])
+    for n in {run[3] for run in DETECTOR_RUNS.values()}:
+        recorded(folder, 'image', [image[None] for image, _, _ in pictures[:n]],
+                 f'inputs{n}.npz')
     detector = detector_from_config(TOY, checkpoint)
     expected = [mmdet_detections(detector, image) for image, _, _ in pictures]
     truths = [(b, l) for _, b, l in pictures]
     return folder, root, checkpoint, expected, truths
 
 
-DETECTOR_RUNS = {  # label: (file, runtime, board-script flags)
-    'ncnn fp32': ('toy.ncnn.param', 'ncnn', []),
-    'ncnn ARM default (fp16)': ('toy.ncnn.param', 'ncnn', ['--fp16']),
-    'onnxruntime fp32': ('toy.onnx', 'onnxruntime', []),
-    'openvino f32': ('toy.onnx', 'openvino', []),
-    'openvino ARM default (f16)': ('toy.onnx', 'openvino', ['--fp16']),
+# label: (file, runtime, board-script flags, held-out images); OpenVINO, whose aarch64
+# detector is wrong (below) and slowest under emulation, on the first 20 images
+DETECTOR_RUNS = {
+    'openvino f32': ('toy.onnx', 'openvino', [], 20),
+    'openvino ARM default (f16)': ('toy.onnx', 'openvino', ['--fp16'], 20),
+    'ncnn ARM default (fp16)': ('toy.ncnn.param', 'ncnn', ['--fp16'], 100),
+    'ncnn fp32': ('toy.ncnn.param', 'ncnn', [], 100),
+    'onnxruntime fp32': ('toy.onnx', 'onnxruntime', [], 100),
+    'onnxruntime int8': ('toy.int8.onnx', 'onnxruntime', [], 100),
 }
 
 
-def _board_detections(board_python, folder, file, runtime, extra):
-    on_board(board_python, folder, [file, '--runtime', runtime, '--inputs', 'inputs.npz',
-                                    '--outputs', 'outputs.npz', *extra])
-    return [tuple(x) for x in board_outputs(folder, ('boxes', 'scores', 'labels'), 100)]
-
-
-def test_detector_on_aarch64(board_python, exported_detector):
-    """The whole detector on the 100 held-out images on aarch64: fp32 (ncnn + numpy,
-    onnxruntime) matches mmdet as tools/export_ncnn.py requires on x86; each
-    runtime's ARM default (ncnn fp16 storage + arithmetic on the A76, OpenVINO f16) has
-    its bbox mmAP printed beside fp32's; ncnn's within a loose bound."""
-    folder, _, _, expected, truths = exported_detector
-    maps = {'mmdet (x86 PyTorch)': detection_map(truths, expected, 3)}
-    for label, (file, runtime, extra) in DETECTOR_RUNS.items():
-        got = _board_detections(board_python, folder, file, runtime, extra)
-        maps[label] = detection_map(truths, got, 3)
-        # fp32 of ncnn and onnxruntime: the x86 matching rule. OpenVINO 2026.4.1's
-        # aarch64 CPU plugin, measured here (emulated A76): f32 mmAP 0.654 with 1002
-        # detections for 929, f16 0.014; printed, not asserted (docs: use ncnn or
-        # onnxruntime for the whole detector on ARM).
-        if '(' not in label and runtime != 'openvino':
-            result = compare_detectors(expected, got, truths, 3)
-            print(f'\n{label} on aarch64 against mmdet: {result}')
-            # 929 detections (score >= 0.05) on the held-out images; 0 differ on x86
-            assert result['detections'] > 500 and result['differing'] <= 5, result
-    print('\nbbox mmAP of the toy detector on the 100 held-out images, aarch64 (A76):')
-    for label, value in maps.items():
-        print(f'  {label:<28} {value:.4f}')
-    assert maps['mmdet (x86 PyTorch)'] > 0.5  # the detector learnt (make demo: ~0.75)
-    label = 'ncnn ARM default (fp16)'
-    assert abs(maps[label] - maps['mmdet (x86 PyTorch)']) < FP16_MAP_SANITY, maps
-    # OpenVINO: see above (printed, not asserted).
-
-
-def test_int8_detector_on_aarch64_onnxruntime(board_python, exported_detector):
-    """tools/quantize_onnx.py's int8 detector (calibrated on x86 on 32 training images)
-    on the aarch64 onnxruntime: its bbox mmAP beside x86 onnxruntime's."""
-    from sn2_det.deploy import runners
+@pytest.fixture(scope='module')
+def board_detections(board_python, exported_detector):
+    """The board's detections of the held-out images for each of DETECTOR_RUNS (all at
+    once); the int8 model is tools/quantize_onnx.py's, calibrated on x86 on 32 training
+    images."""
     from sn2_det.deploy.quantization import feeds_from_images, quantize_onnx
-    folder, root, _, _, truths = exported_detector
+    folder, root = exported_detector[:2]
     calibration = folder_images(str(root / 'train'), (256, 256), 32)
     quantize_onnx(str(folder / 'toy.onnx'), str(folder / 'toy.int8.onnx'),
                   feeds_from_images(str(folder / 'toy.onnx'), calibration))
+    jobs = [(folder, file, f'inputs{count}.npz', ['--runtime', runtime, *extra], A76)
+            for file, runtime, extra, count in DETECTOR_RUNS.values()]
+    return {label: [tuple(x) for x in board_outputs(outputs, ('boxes', 'scores', 'labels'),
+                                                    DETECTOR_RUNS[label][3])]
+            for label, (_, outputs) in zip(DETECTOR_RUNS, on_board(board_python, jobs))}
+
+
+def count(detections):
+    """How many boxes ``detections`` ((boxes, scores, labels) per image) hold."""
+    return sum(len(scores) for _, scores, _ in detections)
+
+
+def test_detector_on_aarch64(board_detections, exported_detector):
+    """The whole detector on the 100 held-out images on aarch64: fp32 (ncnn + numpy,
+    onnxruntime) matches mmdet as tools/export_ncnn.py requires on x86; ncnn's ARM
+    default (fp16 storage + arithmetic on the A76) has its bbox mmAP printed beside
+    fp32's, within a loose bound. OpenVINO (f32, and f16: its ARM default) on the
+    first 20: mmAP and detections printed beside mmdet's, not asserted."""
+    _, _, _, expected, truths = exported_detector
+    maps = {'mmdet (x86 PyTorch)': detection_map(truths, expected, 3)}
+    for label, got in board_detections.items():
+        if 'int8' in label:
+            continue
+        if label.startswith('openvino'):
+            # OpenVINO 2026.4.1's aarch64 CPU plugin, measured here (emulated A76): more
+            # detections than mmdet in f32, about 20 times as many in f16, mmAP far below
+            # (docs: use ncnn or onnxruntime for the whole detector on ARM)
+            n = len(got)
+            maps[f'{label}, {n} images'] = detection_map(truths[:n], got, 3)
+            maps[f'mmdet, {n} images'] = detection_map(truths[:n], expected[:n], 3)
+            print(f'\n{label} on aarch64, first {n} images: {count(got)} detections, '
+                  f'mmdet {count(expected[:n])}')
+            continue
+        maps[label] = detection_map(truths, got, 3)
+        if '(' not in label:  # fp32 of ncnn and onnxruntime: the x86 matching rule
+            result = compare_detectors(expected, got, truths, 3)
+            print(f'\n{label} on aarch64 against mmdet: {result}')
+            # about 800 detections on the held-out images; 0 images differ on x86
+            assert result['detections'] > 500 and result['differing'] <= 5, result
+    print('\nbbox mmAP of the toy detector on the held-out images, aarch64 (A76):')
+    for label, value in maps.items():
+        print(f'  {label:<40} {value:.4f}')
+    assert maps['mmdet (x86 PyTorch)'] > 0.5  # the detector learnt (make demo: ~0.75)
+    label = 'ncnn ARM default (fp16)'
+    assert abs(maps[label] - maps['mmdet (x86 PyTorch)']) < FP16_MAP_SANITY, maps
+
+
+def test_int8_detector_on_aarch64_onnxruntime(board_detections, exported_detector):
+    """tools/quantize_onnx.py's int8 detector on the aarch64 onnxruntime: its bbox
+    mmAP beside x86 onnxruntime's."""
+    from sn2_det.deploy import runners
+    folder, root, _, _, truths = exported_detector
     x86 = runners.load(str(folder / 'toy.int8.onnx'), 'onnxruntime')
-    pictures = toy_split(str(root), 'val')
     x86_map = detection_map(truths, [runners.run_detector(x86, image)
-                                     for image, _, _ in pictures], 3)
-    arm = _board_detections(board_python, folder, 'toy.int8.onnx', 'onnxruntime', [])
-    arm_map = detection_map(truths, arm, 3)
+                                     for image, _, _ in toy_split(str(root), 'val')], 3)
+    arm_map = detection_map(truths, board_detections['onnxruntime int8'], 3)
     print(f'\nint8 toy detector (onnxruntime), bbox mmAP on the 100 held-out images: '
           f'x86-64 {x86_map:.4f}, aarch64 {arm_map:.4f}')
     assert arm_map > 0.5 and abs(arm_map - x86_map) < FP16_MAP_SANITY
