@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from mmengine.config import Config
 
 import sn2_det  # noqa: F401
 from sn2_det.analysis.benchmark import benchmark, compare, summarise, time_runs
-from sn2_det.analysis.table7 import (cell_config, cell_of_config, markdown, ratio_lines,
+from sn2_det.analysis.table7 import (cell_config, cell_of_config, ratio_lines,
                                      read_mmaps, table_rows, write_outputs)
 from sn2_det.models.backbones.table7 import (TABLE7_BACKBONES, TABLE7_LEVELS,
                                              table7_backbone_cfg)
@@ -202,4 +203,14 @@ def test_time_shares_cover_the_parts():
     assert list(shares) == [*PARTS, 'total']
     assert all(shares[p]['ms'] > 0 for p in PARTS)
     assert 0.5 < sum(shares[p]['share'] for p in PARTS) <= 1.0 + 1e-6
-    assert 'forward' not in vars(model.backbone)  # timers removed afterwards
+    for module in (model.backbone, model.neck, model.roi_head.bbox_roi_extractor,
+                   model.roi_head.bbox_head):  # timers removed afterwards
+        assert not module._forward_hooks and not module._forward_pre_hooks
+    # the stages timed are the detector's own predict
+    from sn2_det.analysis.time_shares import _predict_by_stages
+    with torch.no_grad():
+        staged = _predict_by_stages(model, inputs, samples, lambda part: nullcontext())[0]
+        whole = model.predict(inputs, samples, rescale=False)[0].pred_instances
+    assert len(whole) > 0
+    torch.testing.assert_close(staged.bboxes, whole.bboxes)
+    torch.testing.assert_close(staged.scores, whole.scores)
