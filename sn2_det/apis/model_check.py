@@ -16,21 +16,13 @@ from mmengine.registry import DefaultScope
 from mmdet.registry import MODELS
 
 from ..utils.errors import ConfigError, SN2DetError
-from ..utils.validation import check_arguments, closest
+from ..utils.validation import check_arguments, closest_registered
 
 # The module slots of a detector config that MODELS.build builds from their keys.
 SLOTS = ('', 'data_preprocessor', 'backbone', 'neck', 'rpn_head', 'roi_head',
          'roi_head.bbox_roi_extractor', 'roi_head.bbox_head', 'bbox_head',
          'rpn_head.loss_cls', 'rpn_head.loss_bbox', 'roi_head.bbox_head.loss_cls',
          'roi_head.bbox_head.loss_bbox', 'bbox_head.loss_cls', 'bbox_head.loss_bbox')
-
-
-def _registered_names():
-    names, registry = set(), MODELS
-    while registry is not None:
-        names |= set(registry.module_dict)
-        registry = registry.parent
-    return sorted(names)
 
 
 def _slots(cfg):
@@ -49,8 +41,7 @@ def check_model_types(cfg) -> None:
     for key, node in _slots(cfg):
         name = node['type']
         if MODELS.get(name) is None:
-            close = closest(name.split('.')[-1], _registered_names(), n=3, cutoff=0.6)
-            hint = f'; closest registered: {", ".join(close)}' if close else ''
+            hint = closest_registered(name.split('.')[-1], MODELS, cutoff=0.6)
             raise ConfigError(f"{key}.type: {name!r} is not a registered model type "
                               f"(mmdet's MODELS registry, with the custom_imports of the "
                               f'config){hint}')

@@ -12,7 +12,7 @@ import numbers
 from mmdet.registry import OPTIMIZERS
 
 from ..utils.errors import ConfigError
-from ..utils.validation import check_arguments, closest
+from ..utils.validation import check_arguments, closest_registered
 
 
 def _is_int(value) -> bool:
@@ -75,14 +75,8 @@ def check_optimizer(cfg) -> None:
     key = 'optim_wrapper.optimizer'
     cls = OPTIMIZERS.get(optimizer['type'])
     if cls is None:
-        names, registry = set(), OPTIMIZERS
-        while registry is not None:
-            names |= set(registry.module_dict)
-            registry = registry.parent
-        close = closest(optimizer['type'], sorted(names), n=3)
-        hint = f'; closest registered: {", ".join(close)}' if close else ''
         raise ConfigError(f"{key}.type: {optimizer['type']!r} is not a registered "
-                          f'optimizer{hint}')
+                          f"optimizer{closest_registered(optimizer['type'], OPTIMIZERS)}")
     if not inspect.isclass(cls):
         return
     check_arguments(cls, optimizer, where=key, ignore=('type', 'params'))

@@ -11,6 +11,18 @@ def closest(name: str, choices: Sequence[str], n: int = 1, cutoff: float = 0.5) 
     return difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
 
 
+def closest_registered(name: str, registry, cutoff: float = 0.5) -> str:
+    """``'; closest registered: A, B, C'`` (the three names of ``registry`` and its
+    parents most like ``name``), or '' when none is close: the hint of an unknown
+    type's error."""
+    names = set()
+    while registry is not None:
+        names |= set(registry.module_dict)
+        registry = registry.parent
+    close = closest(name, sorted(names), n=3, cutoff=cutoff)
+    return f'; closest registered: {", ".join(close)}' if close else ''
+
+
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     """Raise ConfigError unless ``value`` is one of ``choices`` (bools never match ints)."""
     if isinstance(value, bool) or value not in choices:
