@@ -40,12 +40,13 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
 
 from ..datasets.toy_shapes import CLASSES, generate_toy_shapes
+from ..models.backbones.shufflenet_v2_weights import TRAINED_INPUT
 from ..utils.config import build_in_mmdet_scope, read_config
 from ..utils.errors import ConfigError
 
@@ -64,8 +65,6 @@ FAMILIES = {
     'rtmdet-tiny': ('RTMDet-tiny',
                     'configs/swap/rtmdet_tiny_sn2-1.0x_8xb32-300e_coco.py'),
 }
-IMAGENET_RGB = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                    bgr_to_rgb=True)
 FPN_CHANNELS = 256  # mmdet's FPN and head width
 METRICS = ('bbox_mAP', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 
@@ -134,7 +133,7 @@ def _toy_width(node, width: int):
     (RTMDet-tiny, YOLOX, SSDLite, Light-Head) stay as they are."""
     def fix(d):
         for key in ('in_channels', 'out_channels', 'feat_channels'):
-            if d.get(key) == FPN_CHANNELS and not isinstance(d.get(key), bool):
+            if d.get(key) == FPN_CHANNELS:
                 d[key] = width
         if d.get('fc_out_channels') == 4 * FPN_CHANNELS:
             d['fc_out_channels'] = 4 * width
@@ -179,8 +178,9 @@ def toy_config(family: str, budget: Budget, data_root: str, work_dir: str):
     _toy_width(rest, budget.head_channels)
     _toy_proposals(rest)
     model.update(rest)
-    model['data_preprocessor'] = dict(model['data_preprocessor'], **IMAGENET_RGB,
-                                      batch_augments=None)
+    # RGB ImageNet mean/std, as the toy Light-Head (and torchvision's weights) have it
+    model['data_preprocessor'] = dict(model['data_preprocessor'],
+                                      **TRAINED_INPUT['torchvision'], batch_augments=None)
     cfg.model = model
 
     size = (budget.image_size, budget.image_size)
